@@ -1,0 +1,78 @@
+"""The one settings class shared by every hone process (prefix ``HONE_``).
+
+Servers and workers read the same variables, so an operator sets them once (in ``.env``
+for docker compose). Secrets that look like placeholders are refused: a service that
+holds weeks of GPU time must fail closed, not start with ``changeme``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("hone-data")
+_PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "password", "token", "admin", "xxx"}
+
+
+class Settings(BaseSettings):
+    """Configuration of every hone process, read from ``HONE_*`` variables and ``.env``."""
+
+    model_config = SettingsConfigDict(env_prefix="HONE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'hone.db'}",
+        description="SQLAlchemy URL: a SQLite file, or postgresql+psycopg://… for many machines.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bootstrap admin bearer token (compose); tokens can also be created with `hone token create`.",
+    )
+    api_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where clients and workers reach the API."
+    )
+    token: SecretStr | None = Field(default=None, description="Bearer token that clients and workers send.")
+    heartbeat_interval: float = Field(default=10.0, gt=0, description="Seconds between worker heartbeats.")
+    grace_period: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds without a heartbeat before a lease is reaped and its trial re-queued.",
+    )
+    max_retries: int = Field(
+        default=2, ge=0, description="How often a reaped or crashed configuration is re-queued."
+    )
+    reaper_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between reaper sweeps inside the API."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Browser origins allowed to call the API."
+    )
+    log_json: bool = Field(default=False, description="Log one JSON object per line.")
+
+    @field_validator("admin_token", "token")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if secret.strip().lower() in _PLACEHOLDERS or len(secret) < 16:
+            raise ValueError(
+                "is a placeholder or shorter than 16 characters; generate one with `hone token create` or `openssl rand -hex 32`"
+            )
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # HONE_CORS_ORIGINS=http://a,http://b is friendlier than a JSON list in a .env file.
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

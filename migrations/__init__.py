@@ -1,0 +1,1 @@
+"""Alembic migrations for hone's own tables (``hone_*``)."""

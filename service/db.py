@@ -1,0 +1,99 @@
+"""Engines, sessions and the one transaction context manager.
+
+hone's tables and Optuna's live in the same database. SQLite gets WAL (readers such as
+optuna-dashboard never block the API), a busy timeout, and ``BEGIN IMMEDIATE`` so a
+transaction that will write takes the write lock up front instead of failing half-way
+with "database is locked".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    database = make_url(url).database
+    if is_sqlite(url) and database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_db_engine(url: str, *, for_writes: bool = True, **kwargs: Any) -> Engine:
+    """An engine configured for hone's access pattern on SQLite or PostgreSQL.
+
+    On SQLite, ``for_writes=False`` gives an engine whose transactions begin deferred,
+    so read-only requests do not queue behind the write lock.
+    """
+    ensure_sqlite_dir(url)
+    if not is_sqlite(url):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+    engine = create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **kwargs
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when a transaction begins (see "begin").
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if for_writes else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The engine and session factory of one process, plus the grant lock.
+
+    ``grant_lock`` serialises the read-check-write of lease grants inside this process.
+    On SQLite the API is the only writer, so that lock is the whole story; on PostgreSQL
+    the study row is also locked ``FOR UPDATE`` so several API replicas agree.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        read_engine = create_db_engine(url, for_writes=False) if self.is_sqlite else self.engine
+        self.read_sessions = sessionmaker(read_engine, expire_on_commit=False)
+        self.grant_lock = threading.RLock()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.url)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on any exception."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only unit of work (rolled back at the end; never takes the write lock)."""
+        with self.read_sessions() as session:
+            yield session  # closing the session rolls the read transaction back
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self.read_sessions.kw["bind"].dispose()

@@ -1,0 +1,168 @@
+"""hone's own tables (prefix ``hone_``), beside Optuna's in the same database.
+
+Optuna's tables hold the search itself (trials, params, intermediate values) so that
+optuna-dashboard shows every hone study. hone's tables hold what Optuna has no notion
+of: the study spec and lifecycle, rounds and their boxes, leases, workers and tokens.
+``hone_trials`` mirrors the columns that request paths filter, sort and count on, so no
+request needs to load a study's trials from Optuna.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("hone stores aware datetimes only; use service.tables.utcnow()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Study(Base):
+    """A hone study. ``id`` equals the Optuna study's ``study_id``, so study 3 in the
+    API is study 3 in optuna-dashboard."""
+
+    __tablename__ = "hone_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(512), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    direction: Mapped[str] = mapped_column(String(16))  # "minimize" | "maximize"
+    metric: Mapped[str] = mapped_column(String(128))
+    # "running" | "paused" | "stopped" | "completed"
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    current_round: Mapped[int] = mapped_column(Integer, default=1)
+    max_concurrent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Fair sharing between studies: the grant picks the study served longest ago.
+    last_granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Round(Base):
+    """One round of the coarse-to-fine search and the box its trials were sampled in."""
+
+    __tablename__ = "hone_rounds"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("hone_studies.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1-based
+    budget: Mapped[int] = mapped_column(Integer)  # configurations in this round
+    # {param: {"low", "high"} | {"choices": [...]}} — the box sampled in this round.
+    box: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # "open" | "closed"
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    best_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    best_trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Trial(Base):
+    """One Optuna trial that hone created, with its lease.
+
+    A configuration that is retried after a crash gets a new Optuna trial (a new row)
+    with the same ``config_number``; round budgets count configurations, not rows.
+    """
+
+    __tablename__ = "hone_trials"
+    __table_args__ = (
+        UniqueConstraint("study_id", "number"),
+        Index("ix_hone_trials_study_state", "study_id", "state"),
+        Index("ix_hone_trials_study_round", "study_id", "round"),
+        Index("ix_hone_trials_study_value", "study_id", "value"),
+        Index("ix_hone_trials_state_expiry", "state", "lease_expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("hone_studies.id", ondelete="CASCADE"))
+    trial_id: Mapped[int] = mapped_column(Integer, unique=True)  # Optuna's global trial_id
+    number: Mapped[int] = mapped_column(Integer)  # Optuna's per-study trial number
+    round: Mapped[int] = mapped_column(Integer)
+    config_number: Mapped[int] = mapped_column(Integer)  # number of the configuration's first attempt
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # "running" | "complete" | "pruned" | "failed"
+    state: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why pruned / failed
+    lease_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Token(Base):
+    """A bearer token, stored as its SHA-256 hash; the secret is shown once at creation."""
+
+    __tablename__ = "hone_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # "read" | "worker" | "admin"
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # first characters, to recognise a token in lists
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Worker(Base):
+    """A worker process as last seen by the service."""
+
+    __tablename__ = "hone_workers"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    host: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    devices: Mapped[list[str]] = mapped_column(JSON, default=list)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    current_study_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    current_trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,0 +1,121 @@
+"""The trainer's configuration: every knob of the lecture, validated without torch.
+
+The service imports this module to validate a study's ``fixed`` values and ``space``
+keys for the built-in ``mlp`` trainer, so it must never import torch (an import-linter
+contract keeps it that way).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Optimizer = Literal["sgd", "momentum", "rmsprop", "adam"]
+Activation = Literal["relu", "leaky_relu", "gelu", "tanh"]
+Init = Literal["he", "xavier", "glorot", "default"]
+LrSchedule = Literal["inverse_time", "exponential", "step", "none"]
+Task = Literal["auto", "classification", "regression"]
+BUNDLED_DATASETS = ("digits", "breast_cancer", "wine", "iris", "diabetes", "synthetic")
+
+
+class TrainConfig(BaseModel):
+    """One training run of the built-in MLP. Field names are the public knob names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # data
+    dataset: str = Field(
+        default="digits", description="Bundled name, 'synthetic', or a path to .csv/.parquet/.npz"
+    )
+    target: str | None = Field(default=None, description="Target column of a user file ('y' in .npz)")
+    task: Task = "auto"
+    synthetic_samples: int = Field(default=10_000, ge=10, le=10_000_000)
+    synthetic_features: int = Field(default=20, ge=1, le=10_000)
+    synthetic_classes: int = Field(default=2, ge=0, le=1000, description="0 means a regression target")
+    val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    normalize_inputs: bool = True
+
+    # network
+    n_layers: int = Field(default=2, ge=1, le=64, description="Number of hidden layers")
+    hidden_units: int | list[int] = Field(
+        default=64, description="One width for every hidden layer, or one per layer"
+    )
+    activation: Activation = "relu"
+    init: Init = "he"
+    batch_norm: bool = False
+    keep_prob: float | list[float] = Field(
+        default=1.0, description="Inverted-dropout keep probability, one or per layer"
+    )
+
+    # optimisation
+    optimizer: Optimizer = "adam"
+    lr: float = Field(default=1e-3, gt=0, le=100)
+    beta: float = Field(default=0.9, ge=0, lt=1, description="Momentum / RMSprop β")
+    beta1: float = Field(default=0.9, ge=0, lt=1)
+    beta2: float = Field(default=0.999, ge=0, lt=1)
+    eps: float = Field(default=1e-8, gt=0, le=1)
+    lr_schedule: LrSchedule = "inverse_time"
+    lr_decay: float = Field(default=0.0, ge=0, le=1e6, description="decay-rate of the schedule (0: constant)")
+    lr_step_size: int = Field(default=10, ge=1, description="Epochs per step of the 'step' schedule")
+    batch_size: int = Field(default=128, ge=1, le=10_000_000)
+    l2: float = Field(default=0.0, ge=0, le=1e6, description="λ of the L2 penalty λ/(2m)·Σ‖W‖²")
+    l1: float = Field(default=0.0, ge=0, le=1e6, description="λ of the L1 penalty λ/(2m)·Σ|w|")
+
+    # run
+    max_epochs: int = Field(default=30, ge=1, le=100_000)
+    early_stopping: bool = False
+    patience: int = Field(default=5, ge=1)
+    min_delta: float = Field(default=0.0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    device: str = Field(default="cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'")
+    amp: bool = Field(default=False, description="bf16 autocast on CUDA")
+
+    @field_validator("hidden_units")
+    @classmethod
+    def _positive_units(cls, value: int | list[int]) -> int | list[int]:
+        units = value if isinstance(value, list) else [value]
+        if not units or any(u < 1 or u > 100_000 for u in units):
+            raise ValueError("every width must be between 1 and 100000")
+        return value
+
+    @field_validator("keep_prob")
+    @classmethod
+    def _valid_keep_prob(cls, value: float | list[float]) -> float | list[float]:
+        probs = value if isinstance(value, list) else [value]
+        if not probs or any(not 0 < p <= 1 for p in probs):
+            raise ValueError("every keep_prob must be in (0, 1]")
+        return value
+
+    @model_validator(mode="after")
+    def _per_layer_lengths(self) -> TrainConfig:
+        for name in ("hidden_units", "keep_prob"):
+            value = getattr(self, name)
+            if isinstance(value, list) and len(value) != self.n_layers:
+                raise ValueError(f"{name} has {len(value)} entries but n_layers is {self.n_layers}")
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
+        return self
+
+    def layer_widths(self) -> list[int]:
+        if isinstance(self.hidden_units, list):
+            return list(self.hidden_units)
+        return [self.hidden_units] * self.n_layers
+
+    def layer_keep_probs(self) -> list[float]:
+        if isinstance(self.keep_prob, list):
+            return list(self.keep_prob)
+        return [self.keep_prob] * self.n_layers
+
+    def is_user_file(self) -> bool:
+        return self.dataset not in BUNDLED_DATASETS and Path(self.dataset).suffix in {
+            ".csv",
+            ".parquet",
+            ".npz",
+        }
+
+
+# The knobs a study may fix or search over for the ``mlp`` trainer.
+KNOBS: frozenset[str] = frozenset(TrainConfig.model_fields)

@@ -1,0 +1,1 @@
+"""The worker process: leases trials from the API over HTTP, runs them, reports back."""
