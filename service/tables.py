@@ -116,6 +116,7 @@ class Trial(Base):
         Index("ix_hone_trials_study_round", "study_id", "round"),
         Index("ix_hone_trials_study_value", "study_id", "value"),
         Index("ix_hone_trials_state_expiry", "state", "lease_expires_at"),
+        Index("ix_hone_trials_study_updated", "study_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -137,6 +138,8 @@ class Trial(Base):
     worker_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Bumped on every change, so live views (server-sent events) poll for "what changed since".
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Token(Base):
