@@ -1,0 +1,104 @@
+"""Bearer tokens: creation, hashing, verification, revocation and roles.
+
+A token is ``hone_<43 url-safe characters>`` (32 random bytes). Only its SHA-256 hash is
+stored; the secret is shown once, when it is created. Roles nest: ``admin`` may do what
+``worker`` may, and ``worker`` what ``read`` may. ``HONE_ADMIN_TOKEN`` is a bootstrap
+admin that lives in settings only, so a fresh compose stack can be driven at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from service.tables import Token
+
+Role = Literal["read", "worker", "admin"]
+ROLES: tuple[Role, ...] = ("read", "worker", "admin")
+TOKEN_PREFIX = "hone_"
+_RANK = {role: rank for rank, role in enumerate(ROLES)}
+# last_used_at is a hint for operators, not an audit log: write it at most this often.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made a request: the role of the token and which token (None for the bootstrap admin)."""
+
+    role: Role
+    token_id: int | None
+    name: str
+
+    def may(self, role: Role) -> bool:
+        return _RANK[self.role] >= _RANK[role]
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def looks_like_token(token: str) -> bool:
+    return token.startswith(TOKEN_PREFIX) and 16 <= len(token) <= 128 and token.isascii()
+
+
+def create_token(session: Session, *, role: Role, name: str, now: datetime) -> tuple[Token, str]:
+    """Store a new token and return its row and its secret (shown once, never stored)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    secret = generate_token()
+    row = Token(name=name, role=role, hash=hash_token(secret), prefix=secret[:12], created_at=now)
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def list_tokens(session: Session) -> list[Token]:
+    return list(session.scalars(select(Token).order_by(Token.id)))
+
+
+def revoke_token(session: Session, *, token_id: int, now: datetime) -> bool:
+    """Revoke a token; False if there is no such token or it was already revoked."""
+    result = session.execute(
+        update(Token).where(Token.id == token_id, Token.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def has_active_tokens(session: Session) -> bool:
+    return session.scalar(select(Token.id).where(Token.revoked_at.is_(None)).limit(1)) is not None
+
+
+def authenticate(session: Session, *, token: str, admin_token: str | None) -> Principal | None:
+    """The principal a bearer token stands for, or None if it is unknown or revoked."""
+    if admin_token is not None and hmac.compare_digest(token.encode(), admin_token.encode()):
+        return Principal(role="admin", token_id=None, name="bootstrap admin")
+    if not looks_like_token(token):
+        return None
+    digest = hash_token(token)
+    row = session.scalars(select(Token).where(Token.hash == digest)).one_or_none()
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.hash, digest):
+        return None
+    if row.role not in ROLES:
+        return None
+    return Principal(role=row.role, token_id=row.id, name=row.name)
+
+
+def touch_token(session: Session, *, token_id: int, now: datetime) -> None:
+    """Record that a token was used (at most once a minute, so reads stay reads)."""
+    session.execute(
+        update(Token)
+        .where(Token.id == token_id)
+        .where((Token.last_used_at.is_(None)) | (Token.last_used_at < now - _LAST_USED_RESOLUTION))
+        .values(last_used_at=now)
+    )
