@@ -76,3 +76,18 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_for(*, data_dir: Path | None = None, database_url: str | None = None) -> Settings:
+    """Settings for a command that takes ``--data-dir`` / ``--database-url``.
+
+    The one rule for where the database lives: an explicit ``--database-url`` wins, then
+    ``HONE_DATABASE_URL`` (environment or ``.env``), then ``sqlite:///DIR/hone.db`` for
+    ``--data-dir DIR``, then the default under ``hone-data/``.
+    """
+    settings = Settings()
+    if database_url:
+        return settings.model_copy(update={"database_url": database_url})
+    if data_dir is not None and "database_url" not in settings.model_fields_set:
+        return settings.model_copy(update={"database_url": f"sqlite:///{Path(data_dir) / 'hone.db'}"})
+    return settings
