@@ -1,0 +1,63 @@
+"""``hone worker``: lease trials from the API and run them, one process per device slot."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
+
+
+def worker(
+    api: str = typer.Option(
+        "http://127.0.0.1:8000", "--api", envvar="HONE_API_URL", help="Base URL of the API."
+    ),
+    token: str = typer.Option(
+        ..., "--token", envvar="HONE_TOKEN", help="Bearer token with the worker role.", show_default=False
+    ),
+    devices: str = typer.Option("auto", "--devices", help="auto, cpu, or a list such as cuda:0,cuda:1."),
+    trials_per_device: int = typer.Option(
+        1, "--trials-per-device", min=1, help="Trials run side by side per device."
+    ),
+    studies: str | None = typer.Option(
+        None, "--studies", help="Only lease from these study ids (comma-separated)."
+    ),
+    json_logs: bool = typer.Option(
+        False, "--json-logs", envvar="HONE_LOG_JSON", help="One JSON object per log line."
+    ),
+    max_trials: int | None = typer.Option(
+        None, "--max-trials", min=1, help="Each slot leaves after this many trials."
+    ),
+    exit_when_idle: float | None = typer.Option(
+        None, "--exit-when-idle", min=0, help="Each slot leaves after this many seconds without work."
+    ),
+    stop_timeout: float = typer.Option(
+        20.0,
+        "--stop-timeout",
+        min=0,
+        help="Seconds a running trial gets to stop after SIGTERM before it is given back.",
+    ),
+) -> None:
+    """Pull trials from the API and run them until stopped (SIGTERM/Ctrl-C: give trials back, exit 0)."""
+    from worker.logs import configure
+    from worker.supervisor import DeviceSpecError, Supervisor, SupervisorOptions, discover_devices
+
+    configure(json_logs=json_logs)
+    try:
+        found = discover_devices(devices)
+        study_ids = [int(part) for part in studies.split(",") if part.strip()] if studies else None
+    except (DeviceSpecError, ValueError) as error:
+        raise typer.BadParameter(str(error)) from error
+    options = SupervisorOptions(
+        api_url=api,
+        token=token,
+        devices=found,
+        trials_per_device=trials_per_device,
+        studies=study_ids,
+        json_logs=json_logs,
+        max_trials=max_trials,
+        exit_when_idle=exit_when_idle,
+        stop_timeout=stop_timeout,
+    )
+    raise typer.Exit(Supervisor(options).run())

@@ -1,0 +1,346 @@
+"""One worker slot: lease a trial, run it, report each step, heartbeat, finish it; repeat.
+
+The loop survives whatever a trial does: a NaN loss fails the trial as ``diverged``, an
+exception fails it with the traceback's last lines, CUDA out-of-memory fails it and frees
+the cache; in every case the loop leases the next trial. A 409 on a late result is
+logged and forgotten (the service re-queued that configuration already). A finished
+result is retried until the API takes it or refuses it; it is never dropped while it
+could still be delivered.
+
+Stopping (:meth:`SlotLoop.request_stop`, wired to SIGTERM/SIGINT): the loop leases no
+more work; the running trial is told to stop at its next report and is given back to
+the service for re-queue (``fail`` with ``retry: true``), unless it is on its last step,
+in which case it finishes and completes. If the trial does not return within
+``stop_timeout`` seconds, the heartbeat thread gives it back and exits the process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from worker.api import ApiRejected, ApiUnavailable, Grant, LeaseClient, LeaseGone, NoWork
+from worker.logs import get_logger
+from worker.objectives import (
+    BadObjective,
+    Diverged,
+    Outcome,
+    failure_reason,
+    is_out_of_memory,
+    release_device_memory,
+    run_objective,
+)
+
+# Exit codes a slot process ends with; the supervisor restarts a slot on anything else.
+EXIT_DONE = 0
+EXIT_FATAL = 2  # bad token or role: restarting cannot help
+EXIT_TIMEOUT = 3  # a trial overran objective.timeout_s and was abandoned
+SHUTDOWN_REASON = "worker shutting down"
+DEFAULT_MAX_EPOCHS = 30  # TrainConfig's default, for "is this the last epoch?"
+
+
+@dataclass(frozen=True)
+class SlotOptions:
+    """Everything one slot needs.
+
+    Args:
+        worker_id: the id this slot leases under (``host-pid-slot``).
+        devices: the devices reported to the service (physical names, e.g. ``cuda:3``).
+        device: the device the trial runs on inside this process (``cuda:0`` once
+            ``CUDA_VISIBLE_DEVICES`` selected one GPU, or ``cpu``).
+        max_trials: leave after this many trials (tests, benchmarks).
+        exit_when_idle: leave after this many seconds without work.
+        idle_max: the longest pause between two lease requests while idle.
+        stop_timeout: how long a running trial may take to stop after a stop request.
+        parent_pid: stop when this process is gone (the supervisor died).
+    """
+
+    api_url: str
+    token: str
+    worker_id: str
+    devices: list[str]
+    device: str = "cpu"
+    studies: list[int] | None = None
+    max_trials: int | None = None
+    exit_when_idle: float | None = None
+    idle_max: float = 2.0
+    stop_timeout: float = 20.0
+    parent_pid: int | None = None
+
+
+@dataclass
+class _TrialRun:
+    grant: Grant
+    started: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    pruned: bool = False
+    cancelled: bool = False
+    lease_lost: bool = False
+    gave_back: bool = False
+    finishing: threading.Lock = field(default_factory=threading.Lock)
+    finished: bool = False
+
+
+class SlotLoop:
+    """The lease → run → report → finish loop of one device slot."""
+
+    def __init__(self, options: SlotOptions, *, client: LeaseClient | None = None) -> None:
+        self.options = options
+        self.stopping = threading.Event()
+        self._stop_at: float | None = None
+        self._hard_stop = threading.Event()
+        self.client = client or LeaseClient(options.api_url, options.token, stop=self._hard_stop)
+        self.trials = 0
+        self.log = get_logger()
+
+    def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            self._stop_at = time.monotonic()
+            self.stopping.set()
+
+    def run(self) -> int:
+        backoff = 0.0
+        idle_since = time.monotonic()
+        try:
+            while not self._should_leave():
+                try:
+                    answer = self.client.lease(
+                        worker=self.options.worker_id,
+                        devices=self.options.devices,
+                        studies=self.options.studies,
+                        deadline=10.0,
+                    )
+                except ApiUnavailable as error:
+                    backoff = min(max(backoff * 2, 0.5), 10.0)
+                    self.log.warning("api unavailable, retrying", extra={"fields": {"error": str(error)}})
+                    self.stopping.wait(_jitter(backoff))
+                    continue
+                except ApiRejected as error:
+                    self.log.error("lease refused", extra={"fields": {"error": str(error)}})
+                    if error.status_code in (401, 403):
+                        return EXIT_FATAL
+                    self.stopping.wait(_jitter(5.0))
+                    continue
+                if isinstance(answer, NoWork):
+                    limit = self.options.exit_when_idle
+                    if limit is not None and time.monotonic() - idle_since >= limit:
+                        self.log.info("idle, leaving", extra={"fields": {"idle_s": limit}})
+                        break
+                    backoff = min(max(backoff * 2, 0.05), self.options.idle_max)
+                    self.stopping.wait(_jitter(min(backoff, max(answer.retry_after, 0.05))))
+                    continue
+                backoff = 0.0
+                self.run_trial(answer)
+                self.trials += 1
+                idle_since = time.monotonic()
+        finally:
+            self.client.close()
+        return EXIT_DONE
+
+    def _should_leave(self) -> bool:
+        if self.options.parent_pid is not None and os.getppid() != self.options.parent_pid:
+            self.log.warning("supervisor is gone, stopping")
+            self.request_stop()
+        if self.stopping.is_set():
+            return True
+        return self.options.max_trials is not None and self.trials >= self.options.max_trials
+
+    # -- one trial -------------------------------------------------------------------------
+
+    def run_trial(self, grant: Grant) -> None:
+        run = _TrialRun(grant)
+        self.log.info(
+            "trial start",
+            extra={
+                "fields": {
+                    "event": "trial_start",
+                    "worker": self.options.worker_id,
+                    "study": grant.study_name,
+                    "trial": grant.number,
+                    "round": grant.round,
+                    "lease": grant.lease_id,
+                    "params": grant.params,
+                }
+            },
+        )
+        heartbeat = threading.Thread(target=self._heartbeat, args=(run,), name="heartbeat", daemon=True)
+        heartbeat.start()
+        outcome: Outcome | None = None
+        error: BaseException | None = None
+        try:
+            outcome = run_objective(
+                grant.objective,
+                grant.params,
+                device=self.options.device,
+                report=lambda step, value, metrics: self._report(run, step, value, metrics),
+            )
+        except Exception as caught:  # user code may raise anything; the worker must go on
+            error = caught
+            if is_out_of_memory(caught):
+                release_device_memory()
+        finally:
+            run.done.set()
+            heartbeat.join(timeout=5.0)
+        self._finish(run, outcome, error)
+
+    def _last_step(self, grant: Grant, step: int) -> bool:
+        if grant.objective.trainer != "mlp":
+            return False
+        epochs = grant.objective.max_epochs or grant.objective.fixed.get("max_epochs") or DEFAULT_MAX_EPOCHS
+        return step >= int(epochs)  # the trainer numbers epochs from 1
+
+    def _report(self, run: _TrialRun, step: int, value: float, metrics: dict[str, float]) -> bool:
+        if run.lease_lost or run.cancelled:
+            return True
+        if self.stopping.is_set() and not self._last_step(run.grant, step):
+            run.gave_back = True
+            return True
+        try:
+            prune = self.client.report(
+                run.grant.lease_id, step=step, value=value, metrics=metrics, deadline=15.0
+            )
+        except LeaseGone as error:
+            self.log.warning(
+                "lease lost", extra={"fields": {"lease": run.grant.lease_id, "error": str(error)}}
+            )
+            run.lease_lost = True
+            return True
+        except (ApiUnavailable, ApiRejected) as error:
+            # Keep training: the final result matters more than one intermediate value.
+            self.log.warning("report not delivered", extra={"fields": {"error": str(error)}})
+            return False
+        if prune:
+            run.pruned = True
+        return prune
+
+    def _heartbeat(self, run: _TrialRun) -> None:
+        grant = run.grant
+        interval = max(grant.heartbeat_interval, 0.05)
+        timeout = grant.objective.timeout_s
+        last = time.monotonic()
+        while not run.done.wait(min(interval, 0.25)):
+            now = time.monotonic()
+            if timeout is not None and now - run.started > timeout:
+                self._abandon(run, f"timeout: ran longer than {timeout:g} s", retry=False, code=EXIT_TIMEOUT)
+                return
+            if self._stop_at is not None and now - self._stop_at > self.options.stop_timeout:
+                self._abandon(run, SHUTDOWN_REASON, retry=True, code=EXIT_DONE)
+                return
+            if now - last < interval:
+                continue
+            last = now
+            try:
+                beat = self.client.heartbeat(grant.lease_id, deadline=max(interval, 2.0))
+            except LeaseGone as error:
+                self.log.warning(
+                    "lease lost", extra={"fields": {"lease": grant.lease_id, "error": str(error)}}
+                )
+                run.lease_lost = True
+                continue
+            except (ApiUnavailable, ApiRejected) as error:
+                self.log.warning("heartbeat not delivered", extra={"fields": {"error": str(error)}})
+                continue
+            if beat.cancel and not run.cancelled:
+                self.log.info("trial cancelled by the service", extra={"fields": {"trial": grant.number}})
+                run.cancelled = True
+
+    def _abandon(self, run: _TrialRun, reason: str, *, retry: bool, code: int) -> None:
+        """The trial will not return in time: tell the service, then leave the process."""
+        self._deliver(run, "fail", reason=reason, retry=retry, deadline=10.0)
+        self.log.warning(
+            "trial abandoned, exiting", extra={"fields": {"trial": run.grant.number, "reason": reason}}
+        )
+        os._exit(code)
+
+    def _finish(self, run: _TrialRun, outcome: Outcome | None, error: BaseException | None) -> None:
+        if run.lease_lost:
+            self._log_end(run, "lost", None, "lease expired or superseded")
+            return
+        if error is not None:
+            reason = failure_reason(error)
+            if run.gave_back or run.cancelled:
+                reason = SHUTDOWN_REASON if run.gave_back else "cancelled: study stopped"
+            retry = run.gave_back
+            if not isinstance(error, Diverged | BadObjective) and not run.gave_back and not run.cancelled:
+                self.log.warning("trial raised", exc_info=error)
+            if run.pruned and not run.gave_back:
+                self._deliver(run, "prune")
+                self._log_end(run, "pruned", None, None)
+                return
+            self._deliver(run, "fail", reason=reason, retry=retry)
+            self._log_end(run, "failed", None, reason)
+            return
+        assert outcome is not None
+        if outcome.stopped and run.pruned:
+            self._deliver(run, "prune")
+            self._log_end(run, "pruned", None, None)
+        elif outcome.stopped and run.cancelled:
+            self._deliver(run, "fail", reason="cancelled: study stopped", retry=False)
+            self._log_end(run, "failed", None, "cancelled")
+        elif outcome.stopped and run.gave_back:
+            self._deliver(run, "fail", reason=SHUTDOWN_REASON, retry=True)
+            self._log_end(run, "given back", None, SHUTDOWN_REASON)
+        elif math.isnan(outcome.value):
+            self._deliver(run, "fail", reason="objective returned no value", retry=False)
+            self._log_end(run, "failed", None, "no value")
+        else:
+            self._deliver(run, "complete", value=outcome.value, metrics=outcome.metrics)
+            self._log_end(run, "complete", outcome.value, None)
+
+    def _deliver(
+        self,
+        run: _TrialRun,
+        action: Literal["complete", "fail", "prune"],
+        *,
+        value: float = math.nan,
+        metrics: dict[str, float] | None = None,
+        reason: str = "",
+        retry: bool = False,
+        deadline: float = 3600.0,
+    ) -> None:
+        # The main thread and the heartbeat thread (on abandon) may both try; one result only.
+        with run.finishing:
+            if run.finished:
+                return
+            run.finished = True
+            lease = run.grant.lease_id
+            try:
+                if action == "complete":
+                    self.client.complete(lease, value=value, metrics=metrics or {}, deadline=deadline)
+                elif action == "fail":
+                    self.client.fail(lease, reason=reason, retry=retry, deadline=deadline)
+                else:
+                    self.client.prune(lease, deadline=deadline)
+            except LeaseGone as error:
+                self.log.warning(
+                    "result refused (late or superseded lease), moving on",
+                    extra={"fields": {"lease": lease, "status": error.status_code, "error": error.detail}},
+                )
+            except (ApiUnavailable, ApiRejected) as error:
+                self.log.error(
+                    "result not delivered", extra={"fields": {"lease": lease, "error": str(error)}}
+                )
+
+    def _log_end(self, run: _TrialRun, outcome: str, value: float | None, reason: str | None) -> None:
+        fields: dict[str, object] = {
+            "event": "trial_end",
+            "worker": self.options.worker_id,
+            "study": run.grant.study_name,
+            "trial": run.grant.number,
+            "outcome": outcome,
+            "seconds": round(time.monotonic() - run.started, 3),
+        }
+        if value is not None:
+            fields["value"] = value
+        if reason:
+            fields["reason"] = reason.splitlines()[-1][:200]
+        self.log.info("trial end", extra={"fields": fields})
+
+
+def _jitter(seconds: float) -> float:
+    return seconds * random.uniform(0.5, 1.0)

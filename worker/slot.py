@@ -1,0 +1,38 @@
+"""Entry point of one slot process (``python -m worker.slot``), started by the supervisor.
+
+Its options arrive as JSON in ``HONE_WORKER_SLOT`` (the token too, so it never shows in
+``ps``). SIGINT is ignored (Ctrl-C reaches the slot through the supervisor); the first
+SIGTERM asks the loop to stop, a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from types import FrameType
+
+from worker.logs import configure
+from worker.loop import SlotLoop, SlotOptions
+from worker.supervisor import SLOT_ENV
+
+
+def main() -> int:
+    raw = json.loads(os.environ[SLOT_ENV])
+    json_logs = bool(raw.pop("json_logs", False))
+    configure(json_logs=json_logs)
+    loop = SlotLoop(SlotOptions(**raw))
+
+    def on_term(_signum: int, _frame: FrameType | None) -> None:
+        if loop.stopping.is_set():
+            os._exit(1)
+        loop.request_stop()
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, on_term)
+    return loop.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
