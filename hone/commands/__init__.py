@@ -8,6 +8,10 @@ import typer
 
 # Each module exposes ``register(app)``. Listed here so the order of --help is stable.
 _MODULES: tuple[str, ...] = (
+    "up",
+    "dashboard",
+    "study",
+    "worker",
 )
 
 

@@ -1,0 +1,79 @@
+"""``hone up``: the whole local stack — API, workers and optuna-dashboard — on SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hone.settings import DEFAULT_DATA_DIR
+
+console = Console(highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
+
+
+def up(
+    workers: Annotated[int, typer.Option("--workers", "-w", min=0, help="Worker processes to start.")] = 2,
+    port: Annotated[int, typer.Option(help="The API's port.")] = 8000,
+    dashboard_port: Annotated[int, typer.Option(help="optuna-dashboard's port.")] = 8080,
+    data_dir: Annotated[
+        Path, typer.Option(help="Holds the SQLite database, the admin token and the logs.")
+    ] = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option(help="Interface the API and the dashboard listen on.")] = "127.0.0.1",
+) -> None:
+    """Start the API, WORKERS workers and optuna-dashboard on a SQLite file in DATA_DIR.
+
+    Prints the URLs and an admin token. Ctrl-C stops everything, workers first, so no trial is left running.
+    """
+    from hone.stack import Stack, StackError
+
+    stack = Stack(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        dashboard_port=dashboard_port,
+        workers=workers,
+        say=lambda line: console.print(line, markup=False),
+    )
+    stack.install_signal_handlers()
+    try:
+        console.print(f"hone: preparing {data_dir}/ (schema upgrade, admin token)…")
+        created = stack.prepare()
+        console.print(
+            f"hone: starting the API, {workers} worker(s) and the dashboard (logs in {stack.log_dir}/)…"
+        )
+        stack.start()
+    except StackError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True)
+        stack.shutdown(worker_timeout=10, server_timeout=5)
+        raise typer.Exit(1) from None
+
+    token_file = data_dir / "admin-token"
+    same_dir = data_dir.resolve() == DEFAULT_DATA_DIR.resolve()
+    console.print()
+    console.print(
+        f"[bold green]hone is up[/bold green]   API {stack.api_url}  (docs: {stack.api_url}/docs)",
+        markup=True,
+    )
+    console.print(f"            dashboard {stack.dashboard_url}")
+    console.print(f"admin token ({'new, ' if created else ''}kept in {token_file}): {stack.token}")
+    if not same_dir or port != 8000:
+        console.print("in another terminal, point the CLI at this stack:")
+        if port != 8000:
+            console.print(f"  export HONE_API_URL={stack.api_url}")
+        if not same_dir:
+            console.print(f"  export HONE_TOKEN=$(cat {token_file})")
+    console.print("try the example (in another terminal):")
+    console.print("  hone study create examples/digits.json")
+    console.print("  hone study watch <id>")
+    console.print("Ctrl-C stops everything.")
+
+    code = stack.supervise()
+    stack.shutdown()
+    console.print("hone: stopped")
+    raise typer.Exit(code)
