@@ -7,6 +7,7 @@ contract keeps it that way).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +18,9 @@ Activation = Literal["relu", "leaky_relu", "gelu", "tanh"]
 Init = Literal["he", "xavier", "glorot", "default"]
 LrSchedule = Literal["inverse_time", "exponential", "step", "none"]
 Task = Literal["auto", "classification", "regression"]
+Monitor = Literal["val_loss", "val_accuracy", "val_rmse"]
 BUNDLED_DATASETS = ("digits", "breast_cancer", "wine", "iris", "diabetes", "synthetic")
+DATA_FILE_SUFFIXES = (".csv", ".parquet", ".npz")
 
 
 class TrainConfig(BaseModel):
@@ -37,11 +40,18 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     normalize_inputs: bool = True
+    split_seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**32 - 1,
+        description="Seed of the train/validation/test split and of synthetic data; kept "
+        "apart from 'seed' so that trials of a search share one split",
+    )
 
     # network
     n_layers: int = Field(default=2, ge=1, le=64, description="Number of hidden layers")
     hidden_units: int | list[int] = Field(
-        default=64, description="One width for every hidden layer, or one per layer"
+        default=128, description="One width for every hidden layer, or one per layer"
     )
     activation: Activation = "relu"
     init: Init = "he"
@@ -52,7 +62,7 @@ class TrainConfig(BaseModel):
 
     # optimisation
     optimizer: Optimizer = "adam"
-    lr: float = Field(default=1e-3, gt=0, le=100)
+    lr: float = Field(default=3e-3, gt=0, le=100)
     beta: float = Field(default=0.9, ge=0, lt=1, description="Momentum / RMSprop β")
     beta1: float = Field(default=0.9, ge=0, lt=1)
     beta2: float = Field(default=0.999, ge=0, lt=1)
@@ -60,8 +70,10 @@ class TrainConfig(BaseModel):
     lr_schedule: LrSchedule = "inverse_time"
     lr_decay: float = Field(default=0.0, ge=0, le=1e6, description="decay-rate of the schedule (0: constant)")
     lr_step_size: int = Field(default=10, ge=1, description="Epochs per step of the 'step' schedule")
-    batch_size: int = Field(default=128, ge=1, le=10_000_000)
-    l2: float = Field(default=0.0, ge=0, le=1e6, description="λ of the L2 penalty λ/(2m)·Σ‖W‖²")
+    batch_size: int = Field(default=64, ge=1, le=10_000_000)
+    l2: float = Field(
+        default=0.5, ge=0, le=1e6, description="λ of the L2 penalty λ/(2m)·Σ‖W‖², m the mini-batch size"
+    )
     l1: float = Field(default=0.0, ge=0, le=1e6, description="λ of the L1 penalty λ/(2m)·Σ|w|")
 
     # run
@@ -69,9 +81,37 @@ class TrainConfig(BaseModel):
     early_stopping: bool = False
     patience: int = Field(default=5, ge=1)
     min_delta: float = Field(default=0.0, ge=0)
+    monitor: Monitor = Field(
+        default="val_loss",
+        description="Validation metric that picks the best epoch and drives early stopping",
+    )
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     device: str = Field(default="cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'")
     amp: bool = Field(default=False, description="bf16 autocast on CUDA")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        if value in BUNDLED_DATASETS or Path(value).suffix.lower() in DATA_FILE_SUFFIXES:
+            return value
+        raise ValueError(
+            f"unknown dataset {value!r}: use one of {', '.join(BUNDLED_DATASETS)} "
+            "or a path to a .csv, .parquet or .npz file"
+        )
+
+    @field_validator("synthetic_classes")
+    @classmethod
+    def _not_one_class(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("0 means a regression target; classification needs at least 2 classes")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if re.fullmatch(r"cpu|auto|cuda(:\d+)?", value):
+            return value
+        raise ValueError(f"unknown device {value!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto'")
 
     @field_validator("hidden_units")
     @classmethod
@@ -110,11 +150,9 @@ class TrainConfig(BaseModel):
         return [self.keep_prob] * self.n_layers
 
     def is_user_file(self) -> bool:
-        return self.dataset not in BUNDLED_DATASETS and Path(self.dataset).suffix in {
-            ".csv",
-            ".parquet",
-            ".npz",
-        }
+        return (
+            self.dataset not in BUNDLED_DATASETS and Path(self.dataset).suffix.lower() in DATA_FILE_SUFFIXES
+        )
 
 
 # The knobs a study may fix or search over for the ``mlp`` trainer.
