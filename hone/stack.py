@@ -180,7 +180,7 @@ class Stack:
         return f"http://{host}:{self.dashboard_port}"
 
     def _env(self, **extra: str) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("HONE_")}
+        env = dict(os.environ)
         env.update(HONE_DATABASE_URL=self.database_url, PYTHONUNBUFFERED="1", **extra)
         return env
 
