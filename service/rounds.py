@@ -1,0 +1,229 @@
+"""The round lifecycle of a study on hone's tables: coarse to fine.
+
+Round 1 samples the whole space. When every configuration of round r has finished
+(complete, pruned or failed, none running and no retry pending), round r+1 opens with
+a box narrowed around the best completed trials so far (``service.narrowing``), or
+the study completes after its last round. A person can also preview the next box and
+open a round by hand, with an explicit box, even past the spec's last round.
+
+Functions take the caller's ``Session`` and never commit: the caller owns the
+transaction. Everything is counted and ranked in SQL (COUNT, ORDER BY ... LIMIT), so a
+study of 100,000 trials costs no more than one of 10. Round boxes are also worth
+showing in optuna-dashboard: after the commit, call :func:`publish_round` with the
+Optuna storage (not inside the transaction: on SQLite that would wait on our own lock).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, TypedDict
+
+from optuna.storages import BaseStorage
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, aliased
+
+from service.narrowing import Box, full_box, narrow, validate_box
+from service.spec import StudySpec
+from service.tables import Round, Study, Trial
+
+FINISHED_STATES = ("complete", "pruned", "failed")
+
+
+class RoundCounts(TypedDict):
+    """Configurations of one round. ``started`` counts first attempts (the budget's unit);
+    the state counts take each configuration's latest attempt."""
+
+    started: int
+    running: int
+    complete: int
+    pruned: int
+    failed: int
+
+
+def load_spec(study: Study) -> StudySpec:
+    """The validated spec stored on a study."""
+    return StudySpec.model_validate(study.spec)
+
+
+def create_first_round(session: Session, *, study: Study, spec: StudySpec, now: datetime) -> Round:
+    """Round 1 over the whole space, for a study just inserted."""
+    first = Round(
+        study_id=study.id,
+        number=1,
+        budget=spec.rounds[0].trials,
+        box=dict(full_box(spec)),
+        status="open",
+        opened_at=now,
+    )
+    session.add(first)
+    study.current_round = 1
+    return first
+
+
+def current_round(session: Session, *, study: Study) -> Round:
+    found = session.get(Round, (study.id, study.current_round))
+    if found is None:
+        raise LookupError(f"study {study.id} has no round {study.current_round}")
+    return found
+
+
+def top_trials(session: Session, *, study: Study, limit: int, round: int | None = None) -> list[Trial]:
+    """The best completed trials of the study (or of one round), best first."""
+    if limit <= 0:
+        return []
+    order = Trial.value.desc() if study.direction == "maximize" else Trial.value.asc()
+    query = select(Trial).where(
+        Trial.study_id == study.id, Trial.state == "complete", Trial.value.is_not(None)
+    )
+    if round is not None:
+        query = query.where(Trial.round == round)
+    return list(session.scalars(query.order_by(order, Trial.number).limit(limit)))
+
+
+def round_counts(session: Session, *, study_id: int, round: int) -> RoundCounts:
+    """How many configurations of the round started, and where each one's latest attempt is."""
+    started = session.scalar(
+        select(func.count())
+        .select_from(Trial)
+        .where(Trial.study_id == study_id, Trial.round == round, Trial.attempt == 0)
+    )
+    later = aliased(Trial)
+    newer_attempt = (
+        select(later.id)
+        .where(
+            and_(
+                later.study_id == Trial.study_id,
+                later.config_number == Trial.config_number,
+                later.attempt > Trial.attempt,
+            )
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(Trial.state, func.count())
+        .where(Trial.study_id == study_id, Trial.round == round, ~newer_attempt)
+        .group_by(Trial.state)
+    ).all()
+    by_state = {str(state): int(count) for state, count in rows}
+    return {
+        "started": int(started or 0),
+        "running": int(by_state.get("running", 0)),
+        "complete": int(by_state.get("complete", 0)),
+        "pruned": int(by_state.get("pruned", 0)),
+        "failed": int(by_state.get("failed", 0)),
+    }
+
+
+def round_is_finished(session: Session, *, study: Study, round: int, pending_retries: int) -> bool:
+    """Whether the round's budget has started and every configuration has finished.
+
+    ``pending_retries`` is the number of configurations waiting to be retried (the
+    caller counts Optuna's WAITING trials): until they run, the round is not over.
+    """
+    found = session.get(Round, (study.id, round))
+    if found is None:
+        return False
+    counts = round_counts(session, study_id=study.id, round=round)
+    return counts["started"] >= found.budget and counts["running"] == 0 and pending_retries <= 0
+
+
+def preview_next_round(session: Session, *, study: Study) -> Box:
+    """The box the next round would sample, narrowed around the best completed trials."""
+    spec = load_spec(study)
+    box: Box = current_round(session, study=study).box
+    completed = session.scalar(
+        select(func.count())
+        .select_from(Trial)
+        .where(Trial.study_id == study.id, Trial.state == "complete", Trial.value.is_not(None))
+    )
+    n_complete = int(completed or 0)
+    rule = spec.narrowing
+    n_top = min(n_complete, max(rule.min_top, math.ceil(rule.top_fraction * n_complete)))
+    top = top_trials(session, study=study, limit=n_top)
+    return narrow(spec=spec, box=box, top=[t.params for t in top], margin=rule.margin)
+
+
+def close_round(session: Session, *, study: Study, now: datetime) -> Round:
+    """Closes the study's current round, recording its best trial."""
+    current = current_round(session, study=study)
+    if current.status != "closed":
+        best = top_trials(session, study=study, limit=1, round=current.number)
+        current.status = "closed"
+        current.closed_at = now
+        current.best_value = best[0].value if best else None
+        current.best_trial_number = best[0].number if best else None
+    return current
+
+
+def open_next_round(
+    session: Session,
+    *,
+    study: Study,
+    box: dict[str, Any] | None = None,
+    trials: int | None = None,
+    now: datetime,
+) -> Round:
+    """Closes the current round and opens the next one.
+
+    The budget is ``trials`` or the spec's next round; past the spec's last round (a
+    round opened by hand) ``trials`` is required. ``box`` (validated against the spec)
+    replaces the narrowed box. A completed study runs again. Raises ValueError.
+    """
+    spec = load_spec(study)
+    number = study.current_round + 1
+    if trials is None:
+        if number > len(spec.rounds):
+            raise ValueError(
+                f"trials: the spec has {len(spec.rounds)} rounds; give a budget for round {number}"
+            )
+        trials = spec.rounds[number - 1].trials
+    if not 1 <= trials <= 100_000:
+        raise ValueError("trials: must be between 1 and 100000")
+    next_box = validate_box(spec, box) if box is not None else preview_next_round(session, study=study)
+    close_round(session, study=study, now=now)
+    opened = Round(
+        study_id=study.id,
+        number=number,
+        budget=trials,
+        box=dict(next_box),
+        status="open",
+        opened_at=now,
+    )
+    session.add(opened)
+    study.current_round = number
+    study.updated_at = now
+    if study.status == "completed":
+        study.status = "running"
+    session.flush()
+    return opened
+
+
+def advance(session: Session, *, study: Study, pending_retries: int, now: datetime) -> bool:
+    """Moves a study on when its current round has finished: opens the next round or,
+    after the last, completes the study. Returns whether anything changed.
+
+    The study row is re-read ``FOR UPDATE`` (PostgreSQL) so concurrent callers agree.
+    """
+    session.refresh(study, with_for_update=True)
+    if study.status in ("stopped", "completed"):
+        return False
+    if not round_is_finished(
+        session, study=study, round=study.current_round, pending_retries=pending_retries
+    ):
+        return False
+    if study.current_round < len(load_spec(study).rounds):
+        open_next_round(session, study=study, now=now)
+        return True
+    close_round(session, study=study, now=now)
+    study.status = "completed"
+    study.updated_at = now
+    return True
+
+
+def publish_round(storage: BaseStorage, *, round: Round) -> None:
+    """Shows a round's box and budget in optuna-dashboard (study user attributes)."""
+    storage.set_study_user_attr(round.study_id, "hone_current_round", round.number)
+    storage.set_study_user_attr(
+        round.study_id, f"hone_round_{round.number}", {"budget": round.budget, "box": round.box}
+    )
