@@ -33,13 +33,27 @@ class TrainConfig(BaseModel):
         default="digits", description="Bundled name, 'synthetic', or a path to .csv/.parquet/.npz"
     )
     target: str | None = Field(default=None, description="Target column of a user file ('y' in .npz)")
-    task: Task = "auto"
-    synthetic_samples: int = Field(default=10_000, ge=10, le=10_000_000)
-    synthetic_features: int = Field(default=20, ge=1, le=10_000)
-    synthetic_classes: int = Field(default=2, ge=0, le=1000, description="0 means a regression target")
-    val_fraction: float = Field(default=0.2, gt=0, lt=1)
-    test_fraction: float = Field(default=0.2, gt=0, lt=1)
-    normalize_inputs: bool = True
+    task: Task = Field(
+        default="auto", description="Classification or regression; auto infers it from the target"
+    )
+    synthetic_samples: int = Field(
+        default=10_000, ge=10, le=10_000_000, description="Rows of the synthetic dataset"
+    )
+    synthetic_features: int = Field(
+        default=20, ge=1, le=10_000, description="Features of the synthetic dataset"
+    )
+    synthetic_classes: int = Field(
+        default=2, ge=0, le=1000, description="Classes of the synthetic dataset; 0 makes a regression target"
+    )
+    val_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of the rows held out for validation"
+    )
+    test_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of the rows held out for the final test"
+    )
+    normalize_inputs: bool = Field(
+        default=True, description="Standardize features with the training split's μ and σ"
+    )
     split_seed: int = Field(
         default=0,
         ge=0,
@@ -53,39 +67,49 @@ class TrainConfig(BaseModel):
     hidden_units: int | list[int] = Field(
         default=128, description="One width for every hidden layer, or one per layer"
     )
-    activation: Activation = "relu"
-    init: Init = "he"
-    batch_norm: bool = False
+    activation: Activation = Field(default="relu", description="Activation g of the hidden layers")
+    init: Init = Field(
+        default="he", description="Weight init: he √(2/n[l−1]), xavier √(1/n[l−1]), glorot √(2/(n[l−1]+n[l]))"
+    )
+    batch_norm: bool = Field(default=False, description="Batch norm between each hidden z and g(z)")
     keep_prob: float | list[float] = Field(
         default=1.0, description="Inverted-dropout keep probability, one or per layer"
     )
 
     # optimisation
-    optimizer: Optimizer = "adam"
-    lr: float = Field(default=3e-3, gt=0, le=100)
+    optimizer: Optimizer = Field(default="adam", description="Update rule (the lecture's formulas)")
+    lr: float = Field(default=3e-3, gt=0, le=100, description="Learning rate α (α0 of the schedule)")
     beta: float = Field(default=0.9, ge=0, lt=1, description="Momentum / RMSprop β")
-    beta1: float = Field(default=0.9, ge=0, lt=1)
-    beta2: float = Field(default=0.999, ge=0, lt=1)
-    eps: float = Field(default=1e-8, gt=0, le=1)
-    lr_schedule: LrSchedule = "inverse_time"
+    beta1: float = Field(default=0.9, ge=0, lt=1, description="Adam β1 (momentum term)")
+    beta2: float = Field(default=0.999, ge=0, lt=1, description="Adam β2 (RMSprop term)")
+    eps: float = Field(default=1e-8, gt=0, le=1, description="ε inside the root of RMSprop and Adam")
+    lr_schedule: LrSchedule = Field(
+        default="inverse_time", description="Learning-rate decay: inverse_time is α0/(1 + decay·epoch)"
+    )
     lr_decay: float = Field(default=0.0, ge=0, le=1e6, description="decay-rate of the schedule (0: constant)")
     lr_step_size: int = Field(default=10, ge=1, description="Epochs per step of the 'step' schedule")
-    batch_size: int = Field(default=64, ge=1, le=10_000_000)
+    batch_size: int = Field(
+        default=64, ge=1, le=10_000_000, description="Mini-batch size: 1 is stochastic, ≥ m is batch GD"
+    )
     l2: float = Field(
         default=0.5, ge=0, le=1e6, description="λ of the L2 penalty λ/(2m)·Σ‖W‖², m the mini-batch size"
     )
     l1: float = Field(default=0.0, ge=0, le=1e6, description="λ of the L1 penalty λ/(2m)·Σ|w|")
 
     # run
-    max_epochs: int = Field(default=30, ge=1, le=100_000)
-    early_stopping: bool = False
-    patience: int = Field(default=5, ge=1)
-    min_delta: float = Field(default=0.0, ge=0)
+    max_epochs: int = Field(default=30, ge=1, le=100_000, description="Epochs to train at most")
+    early_stopping: bool = Field(
+        default=False, description="Stop after `patience` epochs without improvement of `monitor`"
+    )
+    patience: int = Field(default=5, ge=1, description="Epochs without improvement before early stopping")
+    min_delta: float = Field(default=0.0, ge=0, description="Smallest change that counts as an improvement")
     monitor: Monitor = Field(
         default="val_loss",
         description="Validation metric that picks the best epoch and drives early stopping",
     )
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    seed: int = Field(
+        default=0, ge=0, le=2**32 - 1, description="Seed of initialization, shuffling and dropout"
+    )
     device: str = Field(default="cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'")
     amp: bool = Field(default=False, description="bf16 autocast on CUDA")
 

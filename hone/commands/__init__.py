@@ -12,6 +12,7 @@ _MODULES: tuple[str, ...] = (
     "dashboard",
     "study",
     "worker",
+    "train",
 )
 
 
