@@ -105,12 +105,22 @@ class Client:
         api_url: Base URL of the API, e.g. ``http://127.0.0.1:8000``.
         token: Bearer token (role ``read`` for the GET methods, ``admin`` for the rest).
         timeout: Seconds per request.
+        transport: An httpx transport to use instead of the network (tests).
     """
 
-    def __init__(self, api_url: str, token: str | None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.api_url + API_PREFIX, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.api_url + API_PREFIX, headers=headers, timeout=timeout, transport=transport
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, timeout: float = 30.0) -> Client:
@@ -246,15 +256,9 @@ class Client:
         result: dict[str, Any] = self._json("GET", f"/studies/{study_id}/rounds/next")
         return result
 
-    def open_round(
-        self, study_id: int, *, box: dict[str, Any] | None = None, trials: int | None = None
-    ) -> dict[str, Any]:
-        """Open the next round now, in ``box`` (default: the narrowed one) with ``trials`` configurations."""
-        body: dict[str, Any] = {}
-        if box is not None:
-            body["box"] = box
-        if trials is not None:
-            body["trials"] = trials
+    def open_round(self, study_id: int, *, box: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Open the next round now, in ``box`` (default: the box the narrowing rule gives)."""
+        body: dict[str, Any] = {} if box is None else {"box": box}
         result: dict[str, Any] = self._json("POST", f"/studies/{study_id}/rounds", json=body)
         return result
 

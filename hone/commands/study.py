@@ -21,7 +21,7 @@ import typer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from hone.client import ApiError, Client
@@ -154,7 +154,7 @@ def show(study_id: StudyId, api: ApiOption = None, token: TokenOption = None) ->
         study = client.get_study(study_id)
         rounds = client.rounds(study_id)
     console.print(render_summary(study, rounds, started=None))
-    best = study.get("best") or study.get("best_trial")
+    best = study.get("best")
     if isinstance(best, dict) and best.get("params"):
         params = Table("parameter", "best value", title=f"best trial #{best.get('number')}")
         for name, value in best["params"].items():
@@ -264,7 +264,7 @@ def export(
 
 
 def study_counts(study: dict[str, Any]) -> dict[str, int]:
-    counts = study.get("counts") or study.get("trial_counts") or {}
+    counts = study.get("counts") or {}
     return {state: int(counts.get(state, 0)) for state in STATES}
 
 
@@ -273,32 +273,21 @@ def finished_count(counts: dict[str, int]) -> int:
 
 
 def best_value(study: dict[str, Any]) -> Any:
-    best = study.get("best") or study.get("best_trial")
-    if isinstance(best, dict):
-        return best.get("value")
-    return study.get("best_value")
+    best = study.get("best")
+    return best.get("value") if isinstance(best, dict) else None
 
 
 def round_number(study: dict[str, Any]) -> int | None:
     current = study.get("current_round")
-    if isinstance(current, dict):
-        number = current.get("number")
-        return int(number) if number is not None else None
     return int(current) if current is not None else None
 
 
 def total_budget(study: dict[str, Any], rounds: list[dict[str, Any]] | None = None) -> int | None:
-    for key in ("total_trials", "budget"):
-        if isinstance(study.get(key), int):
-            return int(study[key])
-    spec = study.get("spec")
-    if isinstance(spec, dict):
-        if isinstance(spec.get("rounds"), list):
-            return sum(int(r.get("trials", 0)) for r in spec["rounds"])
-        if isinstance(spec.get("trials"), int):
-            return int(spec["trials"])
+    """Configurations over all planned rounds (the summary's ``budget``)."""
+    if isinstance(study.get("budget"), int):
+        return int(study["budget"])
     if rounds:
-        return sum(int(r.get("budget", r.get("trials", 0)) or 0) for r in rounds) or None
+        return sum(int(r.get("budget") or 0) for r in rounds) or None
     return None
 
 
@@ -358,10 +347,8 @@ def render_summary(
     parts: list[Any] = [header, states]
 
     if current is not None:
-        spec_rounds = len(rounds)
-        spec = study.get("spec")
-        if isinstance(spec, dict) and isinstance(spec.get("rounds"), list):
-            spec_rounds = len(spec["rounds"])
+        planned = study.get("rounds")
+        spec_rounds = planned if isinstance(planned, int) else len(rounds)
         parts.append(
             f"round [bold]{current.get('number')}[/bold] of {spec_rounds} "
             f"({current.get('budget', '?')} configurations, {current.get('status', '')})"
@@ -370,7 +357,11 @@ def render_summary(
             parts.append(format_box(current["box"]))
 
     progress = Progress(
-        TextColumn("trials"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[eta]}")
+        TextColumn("trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[eta]}"),
     )
     eta = ""
     if started is not None and budget:

@@ -1,0 +1,68 @@
+"""Pieces of `hone up` and `hone study watch` that need no running stack."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from rich.console import Console
+
+from hone.commands.study import render_summary
+from hone.stack import ensure_admin_token, port_is_free
+
+
+def test_the_admin_token_is_made_once_with_mode_0600_and_reused(tmp_path: Path) -> None:
+    token, created = ensure_admin_token(tmp_path)
+    again, created_again = ensure_admin_token(tmp_path)
+    assert created and not created_again
+    assert token == again and len(token) >= 32
+    assert stat.S_IMODE((tmp_path / "admin-token").stat().st_mode) == 0o600
+
+
+def test_a_port_in_use_is_not_free() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        assert not port_is_free("127.0.0.1", sock.getsockname()[1])
+
+
+def test_the_watch_view_shows_counts_best_round_box_and_progress() -> None:
+    study = {
+        "id": 4,
+        "name": "digits",
+        "status": "running",
+        "direction": "maximize",
+        "metric": "val_accuracy",
+        "current_round": 2,
+        "rounds": 3,
+        "budget": 24,
+        "counts": {"running": 2, "complete": 10, "pruned": 3, "failed": 1, "total": 16, "configurations": 16},
+        "best": {"number": 7, "value": 0.9631, "params": {"lr": 0.01}},
+    }
+    rounds = [
+        {"number": 1, "status": "closed", "budget": 12, "box": {}},
+        {
+            "number": 2,
+            "status": "open",
+            "budget": 6,
+            "box": {"lr": {"low": 0.001, "high": 0.05}, "optimizer": {"choices": ["adam"]}},
+        },
+    ]
+    console = Console(width=120, record=True)
+    console.print(render_summary(study, rounds, started=None))
+    text = console.export_text()
+    for expected in (
+        "complete 10",
+        "pruned 3",
+        "failed 1",
+        "running 2",
+        "0.9631",
+        "round 2 of 3",
+        "0.001 … 0.05",
+        "adam",
+        "14/24",
+        "58%",
+    ):
+        assert expected in text, expected
