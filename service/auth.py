@@ -35,9 +35,13 @@ class Principal:
     role: Role
     token_id: int | None
     name: str
+    last_used_at: datetime | None = None
 
     def may(self, role: Role) -> bool:
         return _RANK[self.role] >= _RANK[role]
+
+    def needs_touch(self, now: datetime) -> bool:
+        return self.last_used_at is None or self.last_used_at < now - _LAST_USED_RESOLUTION
 
 
 def generate_token() -> str:
@@ -91,7 +95,7 @@ def authenticate(session: Session, *, token: str, admin_token: str | None) -> Pr
         return None
     if row.role not in ROLES:
         return None
-    return Principal(role=row.role, token_id=row.id, name=row.name)
+    return Principal(role=row.role, token_id=row.id, name=row.name, last_used_at=row.last_used_at)
 
 
 def touch_token(session: Session, *, token_id: int, now: datetime) -> None:

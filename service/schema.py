@@ -7,13 +7,14 @@ schema and ``/readyz`` report it.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -33,6 +34,7 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     if head is None:  # pragma: no cover - the package always ships 0001
@@ -45,6 +47,12 @@ def _sqlite_file_missing(url: str) -> bool:
     return is_sqlite(url) and bool(database) and database != ":memory:" and not Path(str(database)).exists()
 
 
+def revision_on(connection: Connection) -> str | None:
+    """hone's schema revision, read over an open connection."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
 def current_revision(url: str) -> str | None:
     """hone's schema revision in the database at ``url`` (None before the first upgrade)."""
     if _sqlite_file_missing(url):
@@ -52,9 +60,7 @@ def current_revision(url: str) -> str | None:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(
-                connection, opts={"version_table": VERSION_TABLE}
-            ).get_current_revision()
+            return revision_on(connection)
     finally:
         engine.dispose()
 

@@ -1,0 +1,76 @@
+"""``/studies/{id}/best``, ``/importance`` and ``/export``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from service import export, importance, results, studies
+from service.deps import DbDep, ReadAuth
+from service.errors import NotFound
+from service.schemas import ImportanceOut, TrialOut, error_responses
+
+router = APIRouter(prefix="/studies/{study_id}", tags=["analysis"])
+
+
+@router.get(
+    "/best",
+    response_model=TrialOut,
+    summary="The best completed trial",
+    responses=error_responses(404, 422),
+)
+def best(study_id: int, db: DbDep, _principal: ReadAuth) -> TrialOut:
+    with db.reading() as session:
+        study = studies.get_study(session, study_id=study_id)
+        trial = results.best_trial(session, study_id=study_id, direction=study.direction)
+        if trial is None:
+            raise NotFound(f"study {study_id} has no completed trial yet")
+        return results.trial_out(trial)
+
+
+@router.get(
+    "/importance",
+    response_model=ImportanceOut,
+    summary="Parameter importances (fANOVA) over completed trials (sampled beyond 1,000)",
+    responses=error_responses(404, 409, 422),
+)
+def param_importance(study_id: int, db: DbDep, _principal: ReadAuth) -> ImportanceOut:
+    with db.reading() as session:
+        study = studies.get_study(session, study_id=study_id)
+        return importance.param_importances(session, study=study)
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    summary="Every trial as CSV (params as params_<name> columns) or a JSON array, streamed",
+    responses={
+        200: {
+            "description": "The trials",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {"type": "array", "items": {"$ref": "#/components/schemas/TrialOut"}}
+                },
+            },
+        },
+        **error_responses(404, 422),
+    },
+)
+def export_trials(
+    study_id: int, db: DbDep, _principal: ReadAuth, format: export.ExportFormat = "csv"
+) -> StreamingResponse:
+    with db.reading() as session:
+        study = studies.get_study(session, study_id=study_id)
+        names = studies.study_spec(study).param_order()
+    filename = f"hone-study-{study_id}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if format == "csv":
+        return StreamingResponse(
+            export.export_csv(db, study_id=study_id, param_names=names),
+            media_type="text/csv",
+            headers=headers,
+        )
+    return StreamingResponse(
+        export.export_json(db, study_id=study_id), media_type="application/json", headers=headers
+    )

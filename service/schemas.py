@@ -1,0 +1,182 @@
+"""Request and response models of the REST API (``/api/v1``).
+
+The body of ``POST /studies`` is :class:`service.spec.StudySpec` itself; everything else
+the API reads or returns is declared here, so the OpenAPI schema at ``/docs`` is the
+contract clients are written against.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TrialState = Literal["running", "complete", "pruned", "failed"]
+StudyStatus = Literal["running", "paused", "stopped", "completed"]
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: ``detail`` is a message, or pydantic's list for 422s."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class TrialCounts(BaseModel):
+    """Trials by state. ``configurations`` counts first attempts (what round budgets count)."""
+
+    running: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    total: int = 0
+    configurations: int = 0
+
+
+class TrialOut(BaseModel):
+    """One trial as listed in pages: its configuration, outcome and lease."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int = Field(description="Optuna's trial number (the same in optuna-dashboard)")
+    round: int
+    config_number: int = Field(description="Number of the configuration's first attempt")
+    attempt: int = Field(description="0 for a first attempt, k for its k-th retry")
+    state: TrialState
+    params: dict[str, Any]
+    value: float | None
+    last_step: int | None
+    reason: str | None = Field(description="Why the trial was pruned or failed")
+    worker_id: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_s: float | None
+    updated_at: datetime
+
+
+class TrialDetail(TrialOut):
+    """A trial with its per-step values (read from Optuna for this one trial)."""
+
+    trial_id: int = Field(description="Optuna's global trial_id")
+    lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    intermediate_values: dict[int, float]
+
+
+class TrialPage(BaseModel):
+    """One page of trials; pass ``next_cursor`` as ``cursor`` for the next (null at the end)."""
+
+    items: list[TrialOut]
+    next_cursor: str | None
+    total: int = Field(description="Trials matching the filters")
+
+
+class EnqueueRequest(BaseModel):
+    """A configuration to try next. Parameters left out are drawn by the sampler."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, Any] = Field(min_length=1)
+
+
+class EnqueuedTrial(BaseModel):
+    """A configuration waiting in Optuna's queue; a worker's next lease takes it first."""
+
+    number: int
+    round: int
+    params: dict[str, Any]
+    state: Literal["waiting"] = "waiting"
+
+
+class StudySummary(BaseModel):
+    """A study at a glance: lifecycle, counts by state, best trial, current round."""
+
+    id: int = Field(description="Equals the Optuna study_id (the id in optuna-dashboard)")
+    name: str
+    status: StudyStatus
+    direction: Literal["minimize", "maximize"]
+    metric: str
+    current_round: int
+    rounds: int = Field(description="Rounds the spec plans")
+    budget: int = Field(description="Configurations over all rounds")
+    max_concurrent: int | None
+    counts: TrialCounts
+    best: TrialOut | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class StudyDetail(StudySummary):
+    """A study's summary plus its spec (with defaults filled in, e.g. the sampler seed)."""
+
+    spec: dict[str, Any]
+
+
+class RoundOut(BaseModel):
+    """A round of the coarse-to-fine search: its box, budget, counts and best."""
+
+    number: int
+    status: Literal["open", "closed"]
+    budget: int = Field(description="Configurations in this round")
+    box: dict[str, Any]
+    opened_at: datetime
+    closed_at: datetime | None
+    best_value: float | None
+    best_trial_number: int | None
+    counts: TrialCounts
+
+
+class RoundPreview(BaseModel):
+    """The round that would open next, and the box it would sample in."""
+
+    number: int
+    budget: int
+    box: dict[str, Any]
+    based_on: list[int] = Field(default_factory=list, description="Trial numbers the box was narrowed from")
+
+
+class OpenRoundRequest(BaseModel):
+    """Open the next round now, optionally with an explicit box (else the narrowing rule's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    box: dict[str, Any] | None = None
+
+
+class ImportanceOut(BaseModel):
+    """Parameter importances (fANOVA) over completed trials."""
+
+    importances: dict[str, float]
+    completed_trials: int
+    trials_used: int
+    sampled: bool = Field(description="True when only a sample of the completed trials was used")
+    note: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "not ready"]
+    database: bool
+    schema_current: bool
+    detail: str | None = None
+
+
+_ERROR_TEXT = {
+    401: "Missing, unknown or revoked bearer token",
+    403: "The token's role may not do this",
+    404: "No such study, trial or round",
+    409: "Conflicts with the study's state (name in use, stopped study, too few trials)",
+    422: "A field is invalid; `detail[].loc` names it",
+    503: "The database is unavailable; retry after `Retry-After` seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each error status it can answer, with :class:`ErrorOut`."""
+    return {
+        status: {"model": ErrorOut, "description": _ERROR_TEXT[status]}
+        for status in (401, 403, 503, *statuses)
+    }

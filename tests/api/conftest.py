@@ -1,0 +1,143 @@
+"""An app over a fresh, upgraded database, with a token of each role.
+
+``make_api(db_url)`` is the factory (other test packages reuse it); ``api`` is one app on
+the parametrised ``db_url`` (SQLite and PostgreSQL). ``add_trials`` writes ``hone_trials``
+rows straight into the table, as a lease grant and its report would.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+
+from hone.settings import Settings
+from service import schema
+from service.app import create_app
+from service.auth import Role, create_token
+from service.db import Database
+from service.tables import Trial, utcnow
+
+SPEC: dict[str, Any] = {
+    "name": "digits",
+    "objective": {"trainer": "mlp", "dataset": "digits", "metric": "val_loss", "direction": "minimize"},
+    "space": {
+        "lr": {"type": "float", "low": 1e-4, "high": 1.0, "scale": "log"},
+        "n_layers": {"type": "int", "low": 1, "high": 4},
+        "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+    },
+    "sampler": {"type": "random", "seed": 1},
+    "rounds": [{"trials": 10}, {"trials": 5}],
+}
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    """A valid spec (a copy), with top-level fields replaced."""
+    return {**copy.deepcopy(SPEC), **changes}
+
+
+@dataclass
+class Api:
+    """A running app, its test client, its database and one token per role."""
+
+    app: FastAPI
+    client: TestClient
+    url: str
+    db: Database
+    tokens: dict[Role, str] = field(default_factory=dict)
+
+    def headers(self, role: Role = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def get(self, path: str, role: Role = "admin", **kwargs: Any) -> Any:
+        return self.client.get(f"/api/v1{path}", headers=self.headers(role), **kwargs)
+
+    def post(self, path: str, role: Role = "admin", **kwargs: Any) -> Any:
+        return self.client.post(f"/api/v1{path}", headers=self.headers(role), **kwargs)
+
+    def delete(self, path: str, role: Role = "admin", **kwargs: Any) -> Any:
+        return self.client.delete(f"/api/v1{path}", headers=self.headers(role), **kwargs)
+
+    def create_study(self, **changes: Any) -> dict[str, Any]:
+        response = self.post("/studies", json=spec(**changes))
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def token(self, role: Role, name: str = "test") -> str:
+        with self.db.transaction() as session:
+            _, secret = create_token(session, role=role, name=name, now=utcnow())
+        return secret
+
+
+@pytest.fixture
+def make_api() -> Iterator[Callable[..., Api]]:
+    """Factory: ``make_api(db_url, **settings)`` upgrades the schema and starts an app."""
+    made: list[Api] = []
+
+    def make(url: str, **settings: Any) -> Api:
+        schema.upgrade(url)
+        app = create_app(Settings(_env_file=None, database_url=url, **settings))  # type: ignore[call-arg]
+        client = TestClient(app)
+        client.__enter__()
+        api = Api(app=app, client=client, url=url, db=app.state.db)
+        api.tokens = {role: api.token(role, name=f"{role} token") for role in ("read", "worker", "admin")}
+        made.append(api)
+        return api
+
+    yield make
+    for api in made:
+        api.client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(db_url: str, make_api: Callable[..., Api]) -> Api:
+    return make_api(db_url)
+
+
+def add_trials(
+    db: Database,
+    *,
+    study_id: int,
+    values: list[float | None],
+    start: int = 0,
+    round_number: int = 1,
+    state: str | None = None,
+    params: Callable[[int], dict[str, Any]] | None = None,
+    chunk: int = 5000,
+) -> None:
+    """Bulk-insert ``hone_trials`` rows numbered from ``start`` (fast: no Optuna involved).
+
+    ``trial_id`` is offset so it cannot collide with Optuna's real ids in these tests.
+    """
+    now = utcnow()
+    rows = []
+    for offset, value in enumerate(values):
+        number = start + offset
+        rows.append(
+            {
+                "study_id": study_id,
+                "trial_id": 10_000_000 + study_id * 1_000_000 + number,
+                "number": number,
+                "round": round_number,
+                "config_number": number,
+                "attempt": 0,
+                "state": state or ("complete" if value is not None else "failed"),
+                "params": params(number) if params else {"lr": 0.01, "n_layers": 2, "optimizer": "adam"},
+                "value": value,
+                "worker_id": "w1",
+                "started_at": now - timedelta(seconds=10),
+                "finished_at": now,
+                "updated_at": now,
+            }
+        )
+    with db.transaction() as session:
+        for begin in range(0, len(rows), chunk):
+            session.execute(insert(Trial), rows[begin : begin + chunk])
