@@ -1,0 +1,626 @@
+"""The lease protocol: granting trials to workers, and taking their reports and results.
+
+A **lease** is a worker's claim on one Optuna trial of a running study, valid until
+``lease_expires_at``. Workers extend it by heartbeating (every ``heartbeat_interval``
+seconds); a lease not extended for ``grace_period`` seconds is failed by the reaper
+(:mod:`service.reaper`) and its configuration re-queued. Every call after that on the
+lease is refused with 409, so a late result never overwrites anything.
+
+Grants are atomic. Inside one process every grant, finish and reap holds
+``Database.grant_lock``; on PostgreSQL the chosen study row is also locked
+``FOR UPDATE SKIP LOCKED`` for the whole grant, so several API replicas never exceed a
+round's budget or ``max_concurrent`` and skip a study another replica is granting on.
+On SQLite the API is the only writer; its short transactions never stay open across an
+Optuna call (Optuna writes through its own connection, which would wait on the lock).
+
+Order of work for a grant: pending Optuna WAITING trials first (retries and enqueued
+configurations, which ``study.ask()`` pops), then new configurations sampled in the
+current round's box while the round's budget lasts. Studies share workers fairly: the
+study granted longest ago goes first.
+
+Retries: a configuration failed with ``retry`` (a reaped lease, a worker giving its
+trial back, CUDA out of memory) becomes a new Optuna trial with the same
+``config_number`` and ``attempt + 1``. The round budget counts first attempts only.
+Failures count against ``max_retries``; a trial given back by a worker that is shutting
+down (reason :data:`SHUTDOWN_REASON`) does not, since nothing went wrong with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+from sqlalchemy import column, func, select, table, update
+from sqlalchemy.orm import Session
+
+from hone.settings import Settings
+from service import rounds
+from service.db import Database
+from service.errors import Conflict, NotFound
+from service.sampling import create_pruner, create_sampler, suggest_params
+from service.spec import StudySpec
+from service.tables import Round, Study, Trial, Worker
+
+logger = logging.getLogger("hone.leases")
+
+SHUTDOWN_REASON = "worker shutting down"
+Outcome = Literal["complete", "fail", "prune"]
+_STATE_OF: dict[Outcome, str] = {"complete": "complete", "fail": "failed", "prune": "pruned"}
+_OPTUNA_STATE: dict[Outcome, TrialState] = {
+    "complete": TrialState.COMPLETE,
+    "fail": TrialState.FAIL,
+    "prune": TrialState.PRUNED,
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A trial handed to a worker: what to run, and the lease to report under."""
+
+    lease_id: str
+    expires_at: datetime
+    heartbeat_interval: float
+    study_id: int
+    study_name: str
+    number: int
+    params: dict[str, Any]
+    round: int
+    objective: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HeartbeatReply:
+    expires_at: datetime
+    cancel: bool
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The state a lease's trial ended in (``duplicate``: the same result was sent again)."""
+
+    study_id: int
+    number: int
+    state: str
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    study: Study
+    spec: StudySpec
+    box: dict[str, Any]
+    round: int
+    index: int
+
+
+@contextmanager
+def held_transaction(db: Database) -> Iterator[Session | None]:
+    """PostgreSQL: one transaction whose row locks last across the Optuna calls.
+    SQLite: ``None`` — callers use short transactions, serialised by the grant lock."""
+    with db.grant_lock:
+        if db.is_sqlite:
+            yield None
+        else:
+            with db.transaction() as session:
+                yield session
+
+
+@contextmanager
+def session_in(db: Database, held: Session | None) -> Iterator[Session]:
+    if held is not None:
+        yield held
+    else:
+        with db.transaction() as session:
+            yield session
+
+
+# Optuna's own table, read through hone's session: an Optuna call here would open a second
+# connection, which on SQLite would wait for the write lock this transaction holds.
+_optuna_trials = table("trials", column("study_id"), column("state"))
+
+
+def _waiting_trials(session: Session, study_id: int) -> int:
+    """Optuna WAITING trials of the study: retries and enqueued configurations."""
+    query = select(func.count()).select_from(_optuna_trials)
+    query = query.where(_optuna_trials.c.study_id == study_id, _optuna_trials.c.state == "WAITING")
+    return int(session.scalar(query) or 0)
+
+
+def _running(session: Session, study_id: int) -> int:
+    return int(
+        session.scalar(select(func.count()).where(Trial.study_id == study_id, Trial.state == "running")) or 0
+    )
+
+
+def _advance(session: Session, *, study: Study, now: datetime, opened: list[Round]) -> None:
+    """Open the next round (or complete the study) when the current round has finished.
+
+    Rounds it opens are added to ``opened``, to publish to the dashboard after the commit.
+    """
+    before = study.current_round
+    changed = rounds.advance(
+        session, study=study, pending_retries=_waiting_trials(session, study.id), now=now
+    )
+    if changed and study.current_round != before:
+        opened.append(rounds.current_round(session, study=study))
+
+
+def publish_rounds(storage: optuna.storages.RDBStorage, opened: list[Round]) -> None:
+    for round_ in opened:
+        try:
+            rounds.publish_round(storage, round=round_)
+        except Exception:  # the dashboard's copy is a convenience; never fail a lease for it
+            logger.exception("could not publish round %s of study %s", round_.number, round_.study_id)
+
+
+def _candidate(session: Session, *, study: Study, now: datetime, opened: list[Round]) -> _Candidate | None:
+    """The study's next grant, if it has room for one: a WAITING trial or a new configuration."""
+    _advance(session, study=study, now=now, opened=opened)
+    if study.status != "running":
+        return None
+    if study.max_concurrent is not None and _running(session, study.id) >= study.max_concurrent:
+        return None
+    current = session.get(Round, (study.id, study.current_round))
+    if current is None:
+        return None
+    started = int(
+        session.scalar(
+            select(func.count()).where(
+                Trial.study_id == study.id, Trial.round == current.number, Trial.attempt == 0
+            )
+        )
+        or 0
+    )
+    if started >= current.budget and _waiting_trials(session, study.id) == 0:
+        return None
+    spec = StudySpec.model_validate(study.spec)
+    return _Candidate(study=study, spec=spec, box=dict(current.box), round=current.number, index=started)
+
+
+def _studies_in_turn(session: Session, *, studies: list[int] | None) -> list[int]:
+    """Running studies, the one served longest ago (or never) first."""
+    query = select(Study.id).where(Study.status == "running")
+    if studies:
+        query = query.where(Study.id.in_(studies))
+    query = query.order_by(Study.last_granted_at.asc().nulls_first(), Study.id)
+    return list(session.scalars(query))
+
+
+def _lock_study(session: Session, study_id: int) -> Study | None:
+    """Lock one study row for this grant; None when another replica is granting on it."""
+    query = (
+        select(Study)
+        .where(Study.id == study_id, Study.status == "running")
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(query).one_or_none()
+
+
+def objective_for_worker(spec: StudySpec) -> dict[str, Any]:
+    """The part of the spec a worker needs to run a trial (the spec's ``objective``)."""
+    return spec.objective.model_dump(mode="json")
+
+
+def grant_lease(
+    *,
+    db: Database,
+    storage: optuna.storages.RDBStorage,
+    settings: Settings,
+    worker: str,
+    devices: list[str],
+    studies: list[int] | None,
+    host: str | None = None,
+    now: datetime,
+) -> Grant | None:
+    """Lease the next trial to ``worker``, or None when no running study has work and room."""
+    opened: list[Round] = []
+    grant: Grant | None = None
+    with held_transaction(db) as held:
+        with session_in(db, held) as session:
+            order = _studies_in_turn(session, studies=studies)
+        for study_id in order:
+            with session_in(db, held) as session:
+                study = _lock_study(session, study_id) if held is not None else session.get(Study, study_id)
+                if study is None:
+                    continue
+                candidate = _candidate(session, study=study, now=now, opened=opened)
+            if candidate is None:
+                continue
+            grant = _ask(
+                db, held, storage=storage, settings=settings, candidate=candidate, worker=worker, now=now
+            )
+            break
+        with session_in(db, held) as session:
+            _seen(session, worker=worker, host=host, devices=devices, now=now, trial=grant)
+    publish_rounds(storage, opened)
+    return grant
+
+
+def _ask(
+    db: Database,
+    held: Session | None,
+    *,
+    storage: optuna.storages.RDBStorage,
+    settings: Settings,
+    candidate: _Candidate,
+    worker: str,
+    now: datetime,
+) -> Grant:
+    spec, study_row = candidate.spec, candidate.study
+    study = optuna.load_study(
+        study_name=study_row.name,
+        storage=storage,
+        sampler=create_sampler(spec, box=candidate.box, index=candidate.index),
+        pruner=create_pruner(spec),
+    )
+    trial = study.ask()
+    try:
+        params = suggest_params(trial, spec)
+        attrs = trial.user_attrs
+        config_number = attrs.get("hone_config_number")
+        if config_number is None:  # a new configuration (sampled, or enqueued by a user)
+            config_number, attempt, round_number = trial.number, 0, candidate.round
+            trial.set_user_attr("hone_round", round_number)
+            trial.set_user_attr("hone_config_number", config_number)
+        else:
+            attempt = int(attrs.get("hone_attempt", 1))
+            round_number = int(attrs.get("hone_round", candidate.round))
+    except Exception:
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        raise
+    lease_id = uuid.uuid4().hex
+    expires = now + timedelta(seconds=settings.grace_period)
+    with session_in(db, held) as session:
+        session.add(
+            Trial(
+                study_id=study_row.id,
+                trial_id=trial._trial_id,
+                number=trial.number,
+                round=round_number,
+                config_number=int(config_number),
+                attempt=attempt,
+                state="running",
+                params=params,
+                lease_id=lease_id,
+                lease_expires_at=expires,
+                heartbeat_at=now,
+                worker_id=worker,
+                started_at=now,
+                updated_at=now,
+            )
+        )
+        session.execute(update(Study).where(Study.id == study_row.id).values(last_granted_at=now))
+    return Grant(
+        lease_id=lease_id,
+        expires_at=expires,
+        heartbeat_interval=settings.heartbeat_interval,
+        study_id=study_row.id,
+        study_name=study_row.name,
+        number=trial.number,
+        params=params,
+        round=round_number,
+        objective=objective_for_worker(spec),
+    )
+
+
+def _seen(
+    session: Session,
+    *,
+    worker: str,
+    host: str | None,
+    devices: list[str] | None,
+    now: datetime,
+    trial: Grant | None,
+) -> None:
+    row = session.get(Worker, worker)
+    if row is None:
+        row = Worker(id=worker, host=host, devices=devices or [], first_seen=now, last_seen=now)
+        session.add(row)
+    row.last_seen = now
+    if host:
+        row.host = host
+    if devices is not None:
+        row.devices = list(devices)
+    row.current_study_id = trial.study_id if trial else None
+    row.current_trial_number = trial.number if trial else None
+
+
+def _lease_row(session: Session, lease_id: str, *, lock: bool = False) -> Trial:
+    query = select(Trial).where(Trial.lease_id == lease_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        raise NotFound(f"no lease {lease_id}")
+    return row
+
+
+def _check_live(row: Trial, now: datetime) -> None:
+    if row.state != "running":
+        raise Conflict(f"lease {row.lease_id} is over: trial {row.number} is {row.state}")
+    if row.lease_expires_at is None or row.lease_expires_at < now:
+        raise Conflict(f"lease {row.lease_id} expired at {row.lease_expires_at}; the trial will be re-queued")
+
+
+def heartbeat(*, db: Database, settings: Settings, lease_id: str, now: datetime) -> HeartbeatReply:
+    """Extend a live lease by ``grace_period``; ``cancel`` tells the worker the study was stopped."""
+    expires = now + timedelta(seconds=settings.grace_period)
+    with db.transaction() as session:
+        row = _lease_row(session, lease_id)
+        _check_live(row, now)
+        # Conditional on the lease still being live, so a concurrent reap wins cleanly.
+        result = session.execute(
+            update(Trial)
+            .where(Trial.id == row.id, Trial.state == "running", Trial.lease_expires_at >= now)
+            .values(lease_expires_at=expires, heartbeat_at=now)
+        )
+        if getattr(result, "rowcount", 1) != 1:
+            raise Conflict(f"lease {lease_id} is over")
+        status = session.scalar(select(Study.status).where(Study.id == row.study_id))
+        if row.worker_id:
+            session.execute(update(Worker).where(Worker.id == row.worker_id).values(last_seen=now))
+    return HeartbeatReply(expires_at=expires, cancel=status == "stopped")
+
+
+def report(
+    *,
+    db: Database,
+    storage: optuna.storages.RDBStorage,
+    settings: Settings,
+    lease_id: str,
+    step: int,
+    value: float,
+    now: datetime,
+) -> bool:
+    """Record a step's value; True when the study's pruner says the trial should stop."""
+    with db.reading() as session:
+        row = _lease_row(session, lease_id)
+        _check_live(row, now)
+        study_row = session.get(Study, row.study_id)
+        assert study_row is not None
+    spec = StudySpec.model_validate(study_row.spec)
+    study = optuna.Study(
+        study_name=study_row.name,
+        storage=storage,
+        sampler=optuna.samplers.RandomSampler(),  # cheap before_trial; nothing is sampled here
+        pruner=create_pruner(spec),
+    )
+    try:
+        trial = optuna.Trial(study, row.trial_id)
+        trial.report(value, step)
+        prune = trial.should_prune()
+    except (UpdateFinishedTrialError, RuntimeError) as error:
+        raise Conflict(f"lease {lease_id} is over: {error}") from error
+    values: dict[str, Any] = {"last_step": step, "heartbeat_at": now, "updated_at": now}
+    if prune:
+        values["reason"] = f"pruned by {spec.pruner.type} pruner at step {step}: value {value:.4g}"
+    with db.transaction() as session:
+        session.execute(update(Trial).where(Trial.id == row.id, Trial.state == "running").values(**values))
+    return prune
+
+
+def finish(
+    *,
+    db: Database,
+    storage: optuna.storages.RDBStorage,
+    settings: Settings,
+    lease_id: str,
+    outcome: Outcome,
+    value: float | None = None,
+    metrics: dict[str, float] | None = None,
+    reason: str | None = None,
+    retry: bool = False,
+    now: datetime,
+) -> Finished:
+    """End a lease's trial as complete, failed (optionally re-queued) or pruned.
+
+    Idempotent: the same result sent again for a finished lease answers as before. Any
+    other call on a finished, expired or superseded lease raises :class:`Conflict`.
+    """
+    opened: list[Round] = []
+    with held_transaction(db) as held:
+        with session_in(db, held) as session:
+            row = _lease_row(session, lease_id, lock=held is not None)
+            if row.state != "running":
+                if _same_result(row, outcome, value=value, reason=reason):
+                    return Finished(row.study_id, row.number, row.state, duplicate=True)
+                raise Conflict(f"lease {lease_id} is over: trial {row.number} is {row.state}")
+            _check_live(row, now)
+        if outcome == "fail":
+            _fail(
+                db,
+                held,
+                storage=storage,
+                settings=settings,
+                row=row,
+                reason=reason or "failed",
+                retry=retry,
+                now=now,
+                opened=opened,
+            )
+        else:
+            _end(
+                db,
+                held,
+                storage=storage,
+                row=row,
+                outcome=outcome,
+                value=value,
+                metrics=metrics,
+                now=now,
+                opened=opened,
+            )
+    publish_rounds(storage, opened)
+    return Finished(row.study_id, row.number, _STATE_OF[outcome], duplicate=False)
+
+
+def _end(
+    db: Database,
+    held: Session | None,
+    *,
+    storage: optuna.storages.RDBStorage,
+    row: Trial,
+    outcome: Outcome,
+    value: float | None,
+    metrics: dict[str, float] | None,
+    now: datetime,
+    opened: list[Round],
+) -> None:
+    values = [value] if outcome == "complete" and value is not None else None
+    if outcome == "prune":
+        last = _last_intermediate(storage, row.trial_id)
+        values = [last] if last is not None else None
+    set_optuna_state(storage, row.trial_id, _OPTUNA_STATE[outcome], values)
+    if outcome == "complete" and metrics:
+        _set_metrics(storage, row.trial_id, metrics)
+    with session_in(db, held) as session:
+        changes: dict[str, Any] = {"state": _STATE_OF[outcome], "finished_at": now, "updated_at": now}
+        if values:
+            changes["value"] = values[0]
+        if outcome == "prune" and not row.reason:
+            changes["reason"] = "pruned by the worker"
+        session.execute(update(Trial).where(Trial.id == row.id).values(**changes))
+        _release_worker(session, row)
+        study = session.get(Study, row.study_id)
+        assert study is not None
+        _advance(session, study=study, now=now, opened=opened)
+
+
+def _same_result(row: Trial, outcome: Outcome, *, value: float | None, reason: str | None) -> bool:
+    if row.state != _STATE_OF[outcome]:
+        return False
+    if outcome == "complete":
+        return value is not None and row.value is not None and math.isclose(row.value, value, rel_tol=1e-12)
+    if outcome == "fail":
+        return (row.reason or "") == (reason or "failed")
+    return True
+
+
+def _last_intermediate(storage: optuna.storages.RDBStorage, trial_id: int) -> float | None:
+    intermediate = storage.get_trial(trial_id).intermediate_values
+    if not intermediate:
+        return None
+    last = intermediate[max(intermediate)]
+    return last if math.isfinite(last) else None
+
+
+def set_optuna_state(
+    storage: optuna.storages.RDBStorage, trial_id: int, state: TrialState, values: list[float] | None
+) -> None:
+    try:
+        storage.set_trial_state_values(trial_id, state, values)
+    except UpdateFinishedTrialError:
+        # A previous attempt of this very call got through before its answer was lost.
+        logger.info("optuna trial %s was already finished", trial_id)
+
+
+def _set_metrics(storage: optuna.storages.RDBStorage, trial_id: int, metrics: dict[str, float]) -> None:
+    finite = {k: float(v) for k, v in list(metrics.items())[:64] if math.isfinite(v)}
+    storage.set_trial_user_attr(trial_id, "metrics", finite)  # one write, shown by the dashboard
+
+
+def _release_worker(session: Session, row: Trial) -> None:
+    if row.worker_id:
+        session.execute(
+            update(Worker)
+            .where(
+                Worker.id == row.worker_id,
+                Worker.current_study_id == row.study_id,
+                Worker.current_trial_number == row.number,
+            )
+            .values(current_study_id=None, current_trial_number=None)
+        )
+
+
+def _counted_failures(session: Session, row: Trial) -> int:
+    """Failed attempts of the row's configuration that count against ``max_retries``."""
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                Trial.study_id == row.study_id,
+                Trial.config_number == row.config_number,
+                Trial.state == "failed",
+                func.coalesce(Trial.reason, "") != SHUTDOWN_REASON,
+            )
+        )
+        or 0
+    )
+
+
+def _fail(
+    db: Database,
+    held: Session | None,
+    *,
+    storage: optuna.storages.RDBStorage,
+    settings: Settings,
+    row: Trial,
+    reason: str,
+    retry: bool,
+    now: datetime,
+    opened: list[Round],
+) -> bool:
+    """Fail ``row``'s trial and re-queue its configuration when allowed; True if re-queued."""
+    set_optuna_state(storage, row.trial_id, TrialState.FAIL, None)
+    with session_in(db, held) as session:
+        session.execute(
+            update(Trial)
+            .where(Trial.id == row.id)
+            .values(state="failed", reason=reason[:4000], finished_at=now, updated_at=now)
+        )
+        _release_worker(session, row)
+        requeue = retry and (
+            reason == SHUTDOWN_REASON or _counted_failures(session, row) <= settings.max_retries
+        )
+        study = session.get(Study, row.study_id)
+        assert study is not None
+        name = study.name
+    if requeue:
+        optuna.Study(study_name=name, storage=storage).enqueue_trial(
+            dict(row.params),
+            user_attrs={
+                "hone_config_number": row.config_number,
+                "hone_attempt": row.attempt + 1,
+                "hone_round": row.round,
+            },
+        )
+    with session_in(db, held) as session:
+        study = session.get(Study, row.study_id)
+        assert study is not None
+        _advance(session, study=study, now=now, opened=opened)
+    return requeue
+
+
+def expire_lease(
+    *,
+    db: Database,
+    storage: optuna.storages.RDBStorage,
+    settings: Settings,
+    row: Trial,
+    held: Session | None,
+    now: datetime,
+    opened: list[Round],
+) -> bool:
+    """Fail a running trial whose lease ran out and re-queue it (used by the reaper)."""
+    silent = (now - (row.heartbeat_at or row.started_at)).total_seconds()
+    reason = f"lease expired: no heartbeat for {silent:.0f} s (worker {row.worker_id})"
+    return _fail(
+        db,
+        held,
+        storage=storage,
+        settings=settings,
+        row=row,
+        reason=reason,
+        retry=True,
+        now=now,
+        opened=opened,
+    )

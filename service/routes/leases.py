@@ -1,0 +1,254 @@
+"""``/leases``: the protocol workers speak — lease a trial, report, heartbeat, finish.
+
+1. ``POST /leases`` → 201 with a lease, the study, the trial's params and the objective,
+   or 204 (with ``Retry-After``) when no running study has work and room.
+2. While training: ``POST /leases/{id}/report`` per step (the answer says whether to
+   prune) and ``POST /leases/{id}/heartbeat`` every ``heartbeat_interval`` seconds (the
+   answer says whether the study was stopped).
+3. At the end, exactly one of ``complete``, ``fail`` (``retry: true`` re-queues the
+   configuration) or ``prune``. Sending the same result again is harmless; any call on an
+   expired or superseded lease is refused with 409 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, Field, field_validator
+
+from service import leases
+from service.deps import DbDep, SettingsDep, StorageDep, WorkerAuth
+from service.schemas import TrialState, error_responses
+from service.tables import utcnow
+
+router = APIRouter(prefix="/leases", tags=["leases"])
+NO_WORK_RETRY_AFTER_S = 1
+
+Metrics = Annotated[dict[str, float], Field(default_factory=dict, max_length=64)]
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number (a NaN or infinite loss is a failure: use /fail)")
+    return value
+
+
+class LeaseRequest(BaseModel):
+    """A worker asking for a trial."""
+
+    worker: str = Field(min_length=1, max_length=256, description="Stable id of the worker slot")
+    devices: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
+    studies: list[int] | None = Field(default=None, max_length=1000, description="Only these study ids")
+    host: str | None = Field(default=None, max_length=256)
+
+
+class LeaseOut(BaseModel):
+    id: str
+    expires_at: datetime
+    heartbeat_interval: float = Field(description="Seconds between heartbeats the service expects")
+
+
+class LeasedStudy(BaseModel):
+    id: int
+    name: str
+
+
+class LeasedTrial(BaseModel):
+    number: int
+    params: dict[str, Any]
+    round: int
+
+
+class LeaseGrant(BaseModel):
+    """A granted trial: run ``trial.params`` with ``objective`` and report under ``lease.id``."""
+
+    lease: LeaseOut
+    study: LeasedStudy
+    trial: LeasedTrial
+    objective: dict[str, Any] = Field(description="The study spec's objective (trainer, metric, ...)")
+
+
+class ReportIn(BaseModel):
+    step: int = Field(ge=0, le=10_000_000)
+    value: float
+    metrics: Metrics
+
+    _value_finite = field_validator("value")(_finite)
+
+
+class ReportOut(BaseModel):
+    prune: bool = Field(description="Stop the trial now and send /prune")
+
+
+class HeartbeatOut(BaseModel):
+    expires_at: datetime
+    cancel: bool = Field(description="The study was stopped: abandon the trial and send /fail")
+
+
+class CompleteIn(BaseModel):
+    value: float
+    metrics: Metrics
+
+    _value_finite = field_validator("value")(_finite)
+
+
+class FailIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=10_000)
+    retry: bool = Field(default=False, description="Re-queue the configuration (within max_retries)")
+
+
+class FinishedOut(BaseModel):
+    study_id: int
+    number: int
+    state: TrialState
+    duplicate: bool = Field(description="This result had been received already")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LeaseGrant,
+    summary="Lease the next trial (201), or learn that there is no work now (204)",
+    responses={
+        204: {"description": "No work now; ask again after Retry-After seconds"},
+        **error_responses(422),
+    },
+)
+def create_lease(
+    body: LeaseRequest, db: DbDep, storage: StorageDep, settings: SettingsDep, _principal: WorkerAuth
+) -> LeaseGrant | Response:
+    grant = leases.grant_lease(
+        db=db,
+        storage=storage,
+        settings=settings,
+        worker=body.worker,
+        devices=body.devices,
+        studies=body.studies,
+        host=body.host,
+        now=utcnow(),
+    )
+    if grant is None:
+        return Response(
+            status_code=status.HTTP_204_NO_CONTENT, headers={"Retry-After": str(NO_WORK_RETRY_AFTER_S)}
+        )
+    return LeaseGrant(
+        lease=LeaseOut(
+            id=grant.lease_id, expires_at=grant.expires_at, heartbeat_interval=grant.heartbeat_interval
+        ),
+        study=LeasedStudy(id=grant.study_id, name=grant.study_name),
+        trial=LeasedTrial(number=grant.number, params=grant.params, round=grant.round),
+        objective=grant.objective,
+    )
+
+
+@router.post(
+    "/{lease_id}/report",
+    response_model=ReportOut,
+    summary="Report a step's value; the study's pruner answers whether to stop",
+    responses=error_responses(404, 409, 422),
+)
+def report(
+    lease_id: str,
+    body: ReportIn,
+    db: DbDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    _principal: WorkerAuth,
+) -> ReportOut:
+    prune = leases.report(
+        db=db,
+        storage=storage,
+        settings=settings,
+        lease_id=lease_id,
+        step=body.step,
+        value=body.value,
+        now=utcnow(),
+    )
+    return ReportOut(prune=prune)
+
+
+@router.post(
+    "/{lease_id}/heartbeat",
+    response_model=HeartbeatOut,
+    summary="Extend the lease; the answer says whether the study was stopped",
+    responses=error_responses(404, 409, 422),
+)
+def heartbeat(lease_id: str, db: DbDep, settings: SettingsDep, _principal: WorkerAuth) -> HeartbeatOut:
+    reply = leases.heartbeat(db=db, settings=settings, lease_id=lease_id, now=utcnow())
+    return HeartbeatOut(expires_at=reply.expires_at, cancel=reply.cancel)
+
+
+def _out(finished: leases.Finished) -> FinishedOut:
+    return FinishedOut(
+        study_id=finished.study_id,
+        number=finished.number,
+        state=cast(TrialState, finished.state),
+        duplicate=finished.duplicate,
+    )
+
+
+@router.post(
+    "/{lease_id}/complete",
+    response_model=FinishedOut,
+    summary="Finish the trial with its objective value",
+    responses=error_responses(404, 409, 422),
+)
+def complete(
+    lease_id: str,
+    body: CompleteIn,
+    db: DbDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    _principal: WorkerAuth,
+) -> FinishedOut:
+    finished = leases.finish(
+        db=db,
+        storage=storage,
+        settings=settings,
+        lease_id=lease_id,
+        outcome="complete",
+        value=body.value,
+        metrics=body.metrics,
+        now=utcnow(),
+    )
+    return _out(finished)
+
+
+@router.post(
+    "/{lease_id}/fail",
+    response_model=FinishedOut,
+    summary="Fail the trial with a reason; retry re-queues its configuration",
+    responses=error_responses(404, 409, 422),
+)
+def fail(
+    lease_id: str, body: FailIn, db: DbDep, storage: StorageDep, settings: SettingsDep, _principal: WorkerAuth
+) -> FinishedOut:
+    finished = leases.finish(
+        db=db,
+        storage=storage,
+        settings=settings,
+        lease_id=lease_id,
+        outcome="fail",
+        reason=body.reason,
+        retry=body.retry,
+        now=utcnow(),
+    )
+    return _out(finished)
+
+
+@router.post(
+    "/{lease_id}/prune",
+    response_model=FinishedOut,
+    summary="Finish the trial as pruned (after a report answered prune)",
+    responses=error_responses(404, 409, 422),
+)
+def prune(
+    lease_id: str, db: DbDep, storage: StorageDep, settings: SettingsDep, _principal: WorkerAuth
+) -> FinishedOut:
+    finished = leases.finish(
+        db=db, storage=storage, settings=settings, lease_id=lease_id, outcome="prune", now=utcnow()
+    )
+    return _out(finished)

@@ -1,0 +1,62 @@
+"""``/workers``: every worker slot the service has seen, and what it is doing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from service.deps import DbDep, ReadAuth, SettingsDep
+from service.schemas import error_responses
+from service.tables import Worker, utcnow
+
+router = APIRouter(prefix="/workers", tags=["workers"])
+
+
+class CurrentTrial(BaseModel):
+    study_id: int
+    number: int
+
+
+class WorkerOut(BaseModel):
+    """A worker slot as last seen: ``alive`` while it called within the grace period."""
+
+    id: str
+    host: str | None
+    devices: list[str]
+    current_trial: CurrentTrial | None
+    first_seen: datetime
+    last_heartbeat: datetime = Field(description="The last lease request or heartbeat")
+    alive: bool
+
+
+@router.get(
+    "",
+    response_model=list[WorkerOut],
+    summary="Every worker seen: host, devices, current trial and last heartbeat",
+    responses=error_responses(422),
+)
+def list_workers(db: DbDep, settings: SettingsDep, _principal: ReadAuth) -> list[WorkerOut]:
+    cutoff = utcnow() - timedelta(seconds=settings.grace_period)
+    with db.reading() as session:
+        rows = list(
+            session.scalars(select(Worker).order_by(Worker.last_seen.desc(), Worker.id).limit(10_000))
+        )
+    return [
+        WorkerOut(
+            id=row.id,
+            host=row.host,
+            devices=list(row.devices or []),
+            current_trial=(
+                CurrentTrial(study_id=row.current_study_id, number=row.current_trial_number)
+                if row.current_study_id is not None and row.current_trial_number is not None
+                else None
+            ),
+            first_seen=row.first_seen,
+            last_heartbeat=row.last_seen,
+            alive=row.last_seen >= cutoff,
+        )
+        for row in rows
+    ]
