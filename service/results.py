@@ -69,6 +69,28 @@ def counts_by_study(session: Session, *, study_ids: list[int]) -> dict[int, Tria
     return result
 
 
+def counts_by_round(session: Session, *, study_id: int) -> dict[int, TrialCounts]:
+    """``trial_counts`` for every round of a study in one GROUP BY."""
+    query = (
+        select(
+            Trial.round,
+            Trial.state,
+            func.count(),
+            func.coalesce(func.sum(case((Trial.attempt == 0, 1), else_=0)), 0),
+        )
+        .where(Trial.study_id == study_id)
+        .group_by(Trial.round, Trial.state)
+    )
+    result: dict[int, TrialCounts] = {}
+    for round_number, state, count, first_attempts in session.execute(query):
+        counts = result.setdefault(round_number, TrialCounts())
+        if state in TRIAL_STATES:
+            setattr(counts, state, count)
+        counts.total += count
+        counts.configurations += int(first_attempts)
+    return result
+
+
 def _value_order(direction: str) -> tuple[ColumnElement[Any], ...]:
     value = Trial.value.asc() if direction == "minimize" else Trial.value.desc()
     return (value, Trial.number.asc())

@@ -130,17 +130,18 @@ class RoundPreview(BaseModel):
     """The round that would open next, and the box it would sample in."""
 
     number: int
-    budget: int
+    budget: int | None = Field(description="The spec's budget for it; null past the spec's last round")
     box: dict[str, Any]
-    based_on: list[int] = Field(default_factory=list, description="Trial numbers the box was narrowed from")
 
 
 class OpenRoundRequest(BaseModel):
-    """Open the next round now, optionally with an explicit box (else the narrowing rule's)."""
+    """Open the next round now, optionally with an explicit box (else the narrowing rule's)
+    and budget (else the spec's; required past the spec's last round)."""
 
     model_config = ConfigDict(extra="forbid")
 
     box: dict[str, Any] | None = None
+    trials: int | None = Field(default=None, ge=1, le=100_000)
 
 
 class ImportanceOut(BaseModel):

@@ -20,9 +20,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service import rounds
 from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
-from service.narrowing import full_box
 from service.results import best_trial, counts_by_study, trial_counts, trial_out
 from service.schemas import EnqueuedTrial, StudyDetail, StudySummary, TrialCounts
 from service.spec import StudySpec
@@ -36,11 +36,6 @@ _TRANSITIONS: dict[Action, dict[str, str]] = {
     "resume": {"paused": "running", "running": "running"},
     "stop": {"running": "stopped", "paused": "stopped", "stopped": "stopped"},
 }
-
-
-def round_box_attr(number: int) -> str:
-    """The Optuna study user attribute that shows round ``number``'s box in the dashboard."""
-    return f"hone_round_{number}_box"
 
 
 def get_study(session: Session, *, study_id: int) -> Study:
@@ -73,13 +68,11 @@ def create_study(
         raise Conflict(f"the study name {spec.name!r} is in use (by an Optuna study)") from None
     study_id = storage.get_study_id_from_name(spec.name)
     spec_json = spec.model_dump(mode="json")
-    box = full_box(spec)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna_study.set_metric_names([spec.objective.metric])
         storage.set_study_user_attr(study_id, SPEC_ATTR, spec_json)
-        storage.set_study_user_attr(study_id, round_box_attr(1), dict(box))
         with db.transaction() as session:
             study = Study(
                 id=study_id,
@@ -95,16 +88,8 @@ def create_study(
             )
             session.add(study)
             session.flush()  # the round's foreign key needs the study row first
-            session.add(
-                Round(
-                    study_id=study_id,
-                    number=1,
-                    budget=spec.rounds[0].trials,
-                    box=dict(box),
-                    status="open",
-                    opened_at=now,
-                )
-            )
+            first = rounds.create_first_round(session, study=study, spec=spec, now=now)
+        rounds.publish_round(storage, round=first)
     except BaseException as exc:
         optuna.delete_study(study_name=spec.name, storage=storage)
         if isinstance(exc, IntegrityError):
