@@ -205,6 +205,7 @@ def advance(session: Session, *, study: Study, pending_retries: int, now: dateti
 
     The study row is re-read ``FOR UPDATE`` (PostgreSQL) so concurrent callers agree.
     """
+    session.flush()  # refresh would otherwise drop the caller's pending changes to the study
     session.refresh(study, with_for_update=True)
     if study.status in ("stopped", "completed"):
         return False

@@ -18,11 +18,13 @@ samples.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from optuna.distributions import BaseDistribution
+from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import (
     BasePruner,
     HyperbandPruner,
@@ -153,7 +155,9 @@ def create_sampler(spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
         )
     if kind == "grid":
         grid = {name: param.grid_values() for name, param in spec.space.items()}
-        return _StudyGridSampler(grid, seed=(seed + index) % (MAX_SEED + 1))
+        # Always the study's seed: grid ids index a seeded shuffle of the grid, so another
+        # seed would make the visited ids of earlier trials point at other grid points.
+        return _StudyGridSampler(grid, seed=seed)
     return BoxSampler(spec, box=box, kind=kind, seed=seed, index=index)
 
 
@@ -194,7 +198,9 @@ def _pruner(pruner: PrunerSpec, *, max_epochs: int) -> BasePruner:
             )
         case "patient":
             wrapped = None if pruner.wrapped is None else _pruner(pruner.wrapped, max_epochs=max_epochs)
-            return PatientPruner(wrapped, patience=pruner.patience, min_delta=pruner.min_delta)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return PatientPruner(wrapped, patience=pruner.patience, min_delta=pruner.min_delta)
     raise AssertionError(f"unknown pruner {pruner.type!r}")  # pragma: no cover
 
 
