@@ -29,7 +29,7 @@ _OPTUNA_TABLES = ("version_info", "alembic_version", "studies", "trials")
 def alembic_config(url: str) -> Config:
     """An Alembic config for hone's migrations, pointed at ``url`` (no ini file needed)."""
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.set_main_option("script_location", str(Path(next(iter(migrations.__path__)))))
     config.attributes["url"] = url
     return config
 

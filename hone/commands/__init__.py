@@ -13,6 +13,9 @@ _MODULES: tuple[str, ...] = (
     "study",
     "worker",
     "train",
+    "api",
+    "db",
+    "token",
 )
 
 

@@ -1,0 +1,70 @@
+"""``hone db upgrade|downgrade|current``: create or migrate Optuna's schema and hone's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+db_app = typer.Typer(
+    name="db", help="Create or migrate the database schema (Optuna's and hone's).", no_args_is_help=True
+)
+
+DataDir = typer.Option(None, "--data-dir", help="Use DIR/hone.db (unless HONE_DATABASE_URL is set).")
+DatabaseUrl = typer.Option(None, "--database-url", help="SQLAlchemy URL; overrides HONE_DATABASE_URL.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app)
+
+
+def _url(data_dir: Path | None, database_url: str | None) -> str:
+    from hone.settings import settings_for
+
+    return settings_for(data_dir=data_dir, database_url=database_url).database_url
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@db_app.command()
+def upgrade(data_dir: Path | None = DataDir, database_url: str | None = DatabaseUrl) -> None:
+    """Create or upgrade Optuna's tables and hone's to the latest revision (safe to repeat)."""
+    from service import schema
+
+    url = _url(data_dir, database_url)
+    schema.upgrade(url)
+    typer.echo(f"{_shown(url)}: schema current (hone revision {schema.current_revision(url)})")
+
+
+@db_app.command()
+def downgrade(
+    revision: str = typer.Argument(..., help='hone revision to go back to; "base" drops hone\'s tables'),
+    data_dir: Path | None = DataDir,
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Downgrade hone's tables (Optuna's are left as they are)."""
+    from service import schema
+
+    url = _url(data_dir, database_url)
+    schema.downgrade(url, revision)
+    typer.echo(f"{_shown(url)}: hone revision {schema.current_revision(url) or 'none'}")
+
+
+@db_app.command()
+def current(data_dir: Path | None = DataDir, database_url: str | None = DatabaseUrl) -> None:
+    """Print hone's revision and whether the schema is current (exit 1 if not)."""
+    from service import schema
+
+    url = _url(data_dir, database_url)
+    revision = schema.current_revision(url)
+    ok = schema.is_current(url)
+    typer.echo(
+        f"{_shown(url)}: hone revision {revision or 'none'} (head {schema.head_revision()}); "
+        + ("current" if ok else "NOT current: run `hone db upgrade`")
+    )
+    if not ok:
+        raise typer.Exit(1)
