@@ -72,4 +72,9 @@ def _snap(param: NumericParam, value: float, rounding: Callable[[float], int]) -
     snapped = param.low + count * step
     if isinstance(param, IntParam):
         return int(min(max(snapped, param.low), param.high))
-    return min(max(snapped, param.low), param.high)
+    return min(max(tidy(snapped), param.low), param.high)
+
+
+def tidy(value: float) -> float:
+    """``value`` without the last bit of float noise (0.1 + 2 * 0.1 is 0.3, not 0.30000000000000004)."""
+    return float(f"{value:.15g}")

@@ -43,6 +43,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    PlainValidator,
     ValidationError,
     field_validator,
     model_validator,
@@ -59,7 +60,21 @@ MAX_ROUNDS = 1000
 MAX_GRID_POINTS = 1_000_000
 MAX_SEED = 2**32 - 1
 
-Choice = bool | int | float | str | None
+
+def _check_choice(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("NaN and infinite numbers are not allowed")
+        return value
+    raise ValueError("a choice must be a number, a string, a boolean or null")
+
+
+Choice = Annotated[
+    bool | int | float | str | None,
+    PlainValidator(_check_choice, json_schema_input_type=bool | int | float | str | None),
+]
 Scale = Literal["linear", "log", "reverse_log"]
 Direction = Literal["minimize", "maximize"]
 SamplerType = Literal["random", "sobol", "tpe", "grid"]
@@ -144,7 +159,7 @@ class FloatParam(_Param):
         if self.step is None:
             raise ValueError("a float parameter needs a step to be put on a grid")
         count = round((self.high - self.low) / self.step)
-        return [min(self.high, self.low + i * self.step) for i in range(count + 1)]
+        return [min(self.high, float(f"{self.low + i * self.step:.15g}")) for i in range(count + 1)]
 
 
 class IntParam(_Param):

@@ -180,6 +180,18 @@ MISTAKES: list[tuple[str, Mutation, tuple[Any, ...], str]] = [
         "duplicate",
     ),
     (
+        "a NaN choice",
+        _set(("space", "batch_size", "choices"), [64, float("nan")]),
+        ("space", "batch_size", "choices", 1),
+        "NaN",
+    ),
+    (
+        "a list as a choice",
+        _set(("space", "batch_size", "choices"), [64, [1]]),
+        ("space", "batch_size", "choices", 1),
+        "a choice must be",
+    ),
+    (
         "too many choices",
         _set(("space", "batch_size", "choices"), list(range(1001))),
         ("space", "batch_size", "choices"),
