@@ -27,6 +27,7 @@ down (reason :data:`SHUTDOWN_REASON`) does not, since nothing went wrong with it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import uuid
@@ -39,7 +40,7 @@ from typing import Any, Literal
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
-from sqlalchemy import column, func, select, table, update
+from sqlalchemy import Enum, column, func, select, table, update
 from sqlalchemy.orm import Session
 
 from hone.settings import Settings
@@ -125,13 +126,13 @@ def session_in(db: Database, held: Session | None) -> Iterator[Session]:
 
 # Optuna's own table, read through hone's session: an Optuna call here would open a second
 # connection, which on SQLite would wait for the write lock this transaction holds.
-_optuna_trials = table("trials", column("study_id"), column("state"))
+_optuna_trials = table("trials", column("study_id"), column("state", Enum(TrialState)))
 
 
 def _waiting_trials(session: Session, study_id: int) -> int:
     """Optuna WAITING trials of the study: retries and enqueued configurations."""
     query = select(func.count()).select_from(_optuna_trials)
-    query = query.where(_optuna_trials.c.study_id == study_id, _optuna_trials.c.state == "WAITING")
+    query = query.where(_optuna_trials.c.study_id == study_id, _optuna_trials.c.state == TrialState.WAITING)
     return int(session.scalar(query) or 0)
 
 
@@ -480,9 +481,9 @@ def _end(
     if outcome == "prune":
         last = _last_intermediate(storage, row.trial_id)
         values = [last] if last is not None else None
-    set_optuna_state(storage, row.trial_id, _OPTUNA_STATE[outcome], values)
     if outcome == "complete" and metrics:
-        _set_metrics(storage, row.trial_id, metrics)
+        _set_metrics(storage, row.trial_id, metrics)  # before the state: a finished trial is frozen
+    set_optuna_state(storage, row.trial_id, _OPTUNA_STATE[outcome], values)
     with session_in(db, held) as session:
         changes: dict[str, Any] = {"state": _STATE_OF[outcome], "finished_at": now, "updated_at": now}
         if values:
@@ -526,7 +527,8 @@ def set_optuna_state(
 
 def _set_metrics(storage: optuna.storages.RDBStorage, trial_id: int, metrics: dict[str, float]) -> None:
     finite = {k: float(v) for k, v in list(metrics.items())[:64] if math.isfinite(v)}
-    storage.set_trial_user_attr(trial_id, "metrics", finite)  # one write, shown by the dashboard
+    with contextlib.suppress(UpdateFinishedTrialError):  # a repeated call after a lost answer
+        storage.set_trial_user_attr(trial_id, "metrics", finite)  # one write, shown by the dashboard
 
 
 def _release_worker(session: Session, row: Trial) -> None:

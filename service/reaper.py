@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import optuna
 from fastapi import FastAPI
 from optuna.trial import TrialState
-from sqlalchemy import column, select, table
+from sqlalchemy import DateTime, Enum, column, select, table
 from sqlalchemy.orm import Session
 
 from hone.settings import Settings
@@ -38,7 +38,11 @@ from service.tables import Round, Study, Trial
 logger = logging.getLogger("hone.reaper")
 
 _optuna_trials = table(
-    "trials", column("trial_id"), column("study_id"), column("state"), column("datetime_start")
+    "trials",
+    column("trial_id"),
+    column("study_id"),
+    column("state", Enum(TrialState)),  # Optuna's column type (a PostgreSQL enum)
+    column("datetime_start", DateTime()),
 )
 
 
@@ -76,7 +80,7 @@ def _orphans(session: Session, *, before: datetime) -> list[tuple[int, int]]:
     query = (
         select(_optuna_trials.c.trial_id, _optuna_trials.c.study_id, _optuna_trials.c.datetime_start)
         .join(Study, Study.id == _optuna_trials.c.study_id)
-        .where(_optuna_trials.c.state == "RUNNING", ~hone_row)
+        .where(_optuna_trials.c.state == TrialState.RUNNING, ~hone_row)
         .limit(1000)
     )
     # Optuna stores naive local times.
@@ -100,8 +104,8 @@ def _reap_orphans(
         orphans = _orphans(session, before=now - timedelta(seconds=settings.grace_period))
     for trial_id, study_id in orphans:
         trial = storage.get_trial(trial_id)
-        leases.set_optuna_state(storage, trial_id, TrialState.FAIL, None)
         storage.set_trial_system_attr(trial_id, "fail_reason", "orphan: the API stopped while granting it")
+        leases.set_optuna_state(storage, trial_id, TrialState.FAIL, None)
         attrs = trial.user_attrs
         if "hone_config_number" in attrs:  # a popped retry: its configuration must still run
             params = dict(trial.system_attrs.get("fixed_params") or trial.params)

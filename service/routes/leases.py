@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from service import leases
 from service.deps import DbDep, SettingsDep, StorageDep, WorkerAuth
+from service.errors import InvalidInput
 from service.schemas import TrialState, error_responses
 from service.tables import utcnow
 
@@ -30,9 +31,11 @@ NO_WORK_RETRY_AFTER_S = 1
 Metrics = Annotated[dict[str, float], Field(default_factory=dict, max_length=64)]
 
 
-def _finite(value: float) -> float:
+def _finite(value: float, loc: tuple[str, ...]) -> float:
+    # Checked here, not by a pydantic validator: a 422 echoing NaN back as its input
+    # could not be written as JSON.
     if not math.isfinite(value):
-        raise ValueError("must be a finite number (a NaN or infinite loss is a failure: use /fail)")
+        raise InvalidInput(loc, "must be a finite number (a NaN or infinite loss is a failure: use /fail)")
     return value
 
 
@@ -76,8 +79,6 @@ class ReportIn(BaseModel):
     value: float
     metrics: Metrics
 
-    _value_finite = field_validator("value")(_finite)
-
 
 class ReportOut(BaseModel):
     prune: bool = Field(description="Stop the trial now and send /prune")
@@ -91,8 +92,6 @@ class HeartbeatOut(BaseModel):
 class CompleteIn(BaseModel):
     value: float
     metrics: Metrics
-
-    _value_finite = field_validator("value")(_finite)
 
 
 class FailIn(BaseModel):
@@ -164,7 +163,7 @@ def report(
         settings=settings,
         lease_id=lease_id,
         step=body.step,
-        value=body.value,
+        value=_finite(body.value, ("body", "value")),
         now=utcnow(),
     )
     return ReportOut(prune=prune)
@@ -210,7 +209,7 @@ def complete(
         settings=settings,
         lease_id=lease_id,
         outcome="complete",
-        value=body.value,
+        value=_finite(body.value, ("body", "value")),
         metrics=body.metrics,
         now=utcnow(),
     )

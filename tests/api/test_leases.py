@@ -1,0 +1,278 @@
+"""The lease protocol over HTTP, on SQLite and PostgreSQL.
+
+Time is controlled: a lease is expired by moving ``lease_expires_at`` into the past in
+SQL, and the reaper is called as a plain function.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import optuna
+from sqlalchemy import select, update
+
+from service.leases import SHUTDOWN_REASON, grant_lease
+from service.reaper import reap_expired
+from service.tables import Trial, utcnow
+from tests.api.conftest import Api
+
+WORKER = {"worker": "host-1-0", "devices": ["cpu"], "host": "host"}
+
+
+def lease(api: Api, **body: Any) -> Any:
+    return api.post("/leases", role="worker", json={**WORKER, **body})
+
+
+def granted(api: Api, **body: Any) -> dict[str, Any]:
+    response = lease(api, **body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def on(api: Api, lease_id: str, action: str, body: dict[str, Any] | None = None) -> Any:
+    return api.post(f"/leases/{lease_id}/{action}", role="worker", json=body)
+
+
+def expire(api: Api, lease_id: str) -> None:
+    past = utcnow() - timedelta(seconds=1)
+    with api.db.transaction() as session:
+        session.execute(update(Trial).where(Trial.lease_id == lease_id).values(lease_expires_at=past))
+
+
+def reap(api: Api) -> int:
+    state = api.app.state
+    return reap_expired(db=state.db, storage=state.storage, settings=state.settings, now=utcnow())
+
+
+def rows(api: Api) -> list[Trial]:
+    with api.db.reading() as session:
+        return list(session.scalars(select(Trial).order_by(Trial.number)))
+
+
+def test_a_grant_carries_the_lease_the_trial_and_the_objective(api: Api) -> None:
+    study = api.create_study()
+    grant = granted(api)
+    assert grant["study"] == {"id": study["id"], "name": "digits"}
+    assert grant["trial"]["number"] == 0 and grant["trial"]["round"] == 1
+    assert set(grant["trial"]["params"]) == {"lr", "n_layers", "optimizer"}
+    assert grant["objective"]["trainer"] == "mlp" and grant["objective"]["metric"] == "val_loss"
+    assert grant["lease"]["heartbeat_interval"] > 0
+
+
+def test_the_round_budget_is_exact_and_no_work_answers_204_with_retry_after(api: Api) -> None:
+    api.create_study(rounds=[{"trials": 3}, {"trials": 2}])
+    leases = [granted(api) for _ in range(3)]
+    response = lease(api)
+    assert response.status_code == 204
+    assert float(response.headers["Retry-After"]) > 0
+    for grant in leases:
+        assert on(api, grant["lease"]["id"], "complete", {"value": 0.5}).status_code == 200
+    second = [granted(api) for _ in range(2)]
+    assert {g["trial"]["round"] for g in second} == {2}
+    assert lease(api).status_code == 204
+
+
+def test_max_concurrent_is_never_exceeded(api: Api) -> None:
+    api.create_study(max_concurrent=2)
+    first, _ = granted(api), granted(api)
+    assert lease(api).status_code == 204
+    on(api, first["lease"]["id"], "complete", {"value": 1.0})
+    assert lease(api).status_code == 201
+
+
+def test_a_result_on_an_expired_lease_is_refused_with_409_and_changes_nothing(api: Api) -> None:
+    api.create_study()
+    grant = granted(api)
+    lease_id = grant["lease"]["id"]
+    expire(api, lease_id)
+    assert on(api, lease_id, "complete", {"value": 0.1}).status_code == 409
+    assert on(api, lease_id, "heartbeat").status_code == 409
+    assert on(api, lease_id, "report", {"step": 1, "value": 0.1}).status_code == 409
+    assert rows(api)[0].state == "running" and rows(api)[0].value is None
+
+
+def test_an_unknown_lease_is_404(api: Api) -> None:
+    api.create_study()
+    assert on(api, "0" * 32, "complete", {"value": 0.1}).status_code == 404
+
+
+def test_the_same_result_twice_is_accepted_once_and_a_different_one_is_refused(api: Api) -> None:
+    api.create_study()
+    lease_id = granted(api)["lease"]["id"]
+    first = on(api, lease_id, "complete", {"value": 0.25, "metrics": {"val_accuracy": 0.9}})
+    again = on(api, lease_id, "complete", {"value": 0.25})
+    assert first.status_code == 200 and first.json()["duplicate"] is False
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert on(api, lease_id, "complete", {"value": 0.3}).status_code == 409
+    assert on(api, lease_id, "fail", {"reason": "late"}).status_code == 409
+    assert rows(api)[0].value == 0.25
+
+
+def test_a_nan_value_is_refused_with_422(api: Api) -> None:
+    api.create_study()
+    lease_id = granted(api)["lease"]["id"]
+    response = api.client.post(
+        f"/api/v1/leases/{lease_id}/complete",
+        headers={**api.headers("worker"), "Content-Type": "application/json"},
+        content=b'{"value": NaN}',
+    )
+    assert response.status_code == 422
+
+
+def test_leases_need_the_worker_role(api: Api) -> None:
+    api.create_study()
+    assert api.post("/leases", role="read", json=WORKER).status_code == 403
+    assert api.client.post("/api/v1/leases", json=WORKER).status_code == 401
+
+
+def test_the_reaper_fails_an_expired_lease_and_requeues_its_configuration(api: Api) -> None:
+    api.create_study(rounds=[{"trials": 2}])
+    lost = granted(api)
+    expire(api, lost["lease"]["id"])
+    assert reap(api) == 1
+    failed = rows(api)[0]
+    assert failed.state == "failed" and failed.reason is not None
+    assert failed.reason.startswith("lease expired: no heartbeat") and "host-1-0" in failed.reason
+    retry = granted(api)  # retries go first
+    assert retry["trial"]["params"] == lost["trial"]["params"]
+    assert retry["trial"]["number"] != lost["trial"]["number"]
+    new = granted(api)
+    assert lease(api).status_code == 204  # the budget counts the configuration once
+    for grant in (retry, new):
+        on(api, grant["lease"]["id"], "complete", {"value": 0.2})
+    by_number = {row.number: row for row in rows(api)}
+    retried = by_number[retry["trial"]["number"]]
+    assert (retried.config_number, retried.attempt) == (lost["trial"]["number"], 1)
+    assert api.get("/studies/1").json()["status"] == "completed"
+
+
+def test_retries_stop_after_max_retries(db_url: str, make_api: Callable[..., Api]) -> None:
+    api = make_api(db_url, max_retries=1)
+    api.create_study(rounds=[{"trials": 1}])
+    for _ in range(2):
+        expire(api, granted(api)["lease"]["id"])
+        reap(api)
+    assert lease(api).status_code == 204
+    assert [(row.attempt, row.state) for row in rows(api)] == [(0, "failed"), (1, "failed")]
+    assert api.get("/studies/1").json()["status"] == "completed"
+
+
+def test_a_trial_given_back_at_shutdown_is_requeued_without_using_a_retry(
+    db_url: str, make_api: Callable[..., Api]
+) -> None:
+    api = make_api(db_url, max_retries=0)
+    api.create_study(rounds=[{"trials": 1}])
+    for _ in range(2):
+        grant = granted(api)
+        assert (
+            on(api, grant["lease"]["id"], "fail", {"reason": SHUTDOWN_REASON, "retry": True}).status_code
+            == 200
+        )
+    grant = granted(api)
+    on(api, grant["lease"]["id"], "fail", {"reason": "boom", "retry": True})
+    assert lease(api).status_code == 204
+    assert [row.attempt for row in rows(api)] == [0, 1, 2]
+
+
+def test_paused_studies_get_nothing_and_stopped_ones_cancel_running_trials(api: Api) -> None:
+    api.create_study()
+    running = granted(api)
+    api.post("/studies/1/pause")
+    assert lease(api).status_code == 204
+    assert on(api, running["lease"]["id"], "heartbeat").json()["cancel"] is False
+    api.post("/studies/1/resume")
+    assert lease(api).status_code == 201
+    api.post("/studies/1/stop")
+    assert lease(api).status_code == 204
+    assert on(api, running["lease"]["id"], "heartbeat").json()["cancel"] is True
+
+
+def test_active_studies_share_workers_fairly(api: Api) -> None:
+    api.create_study(name="a")
+    api.create_study(name="b")
+    served = [granted(api)["study"]["name"] for _ in range(6)]
+    assert Counter(served) == {"a": 3, "b": 3}
+    assert all(x != y for x, y in zip(served, served[1:], strict=False))
+
+
+def test_a_worker_can_lease_from_chosen_studies_only(api: Api) -> None:
+    api.create_study(name="a")
+    b = api.create_study(name="b")
+    assert {granted(api, studies=[b["id"]])["study"]["name"] for _ in range(3)} == {"b"}
+
+
+def test_the_median_pruner_prunes_a_bad_trial_and_records_why(api: Api) -> None:
+    api.create_study(pruner={"type": "median", "n_startup_trials": 2, "n_warmup_steps": 0})
+    for value in (0.1, 0.2):
+        lease_id = granted(api)["lease"]["id"]
+        for step in range(1, 4):
+            assert on(api, lease_id, "report", {"step": step, "value": value}).json()["prune"] is False
+        on(api, lease_id, "complete", {"value": value})
+    bad = granted(api)["lease"]["id"]
+    assert on(api, bad, "report", {"step": 1, "value": 5.0}).json()["prune"] is True
+    assert on(api, bad, "prune").json()["state"] == "pruned"
+    assert on(api, bad, "prune").json()["duplicate"] is True
+    pruned = rows(api)[2]
+    assert pruned.state == "pruned" and pruned.reason == "pruned by median pruner at step 1: value 5"
+    assert api.app.state.storage.get_trial(pruned.trial_id).state == optuna.trial.TrialState.PRUNED
+
+
+def test_workers_lists_every_worker_seen_with_its_current_trial(api: Api) -> None:
+    api.create_study()
+    grant = granted(api)
+    lease(api, worker="other-2-0", devices=["cuda:0"])
+    workers = {w["id"]: w for w in api.get("/workers", role="read").json()}
+    assert workers["host-1-0"]["current_trial"] == {"study_id": 1, "number": grant["trial"]["number"]}
+    assert workers["host-1-0"]["host"] == "host" and workers["host-1-0"]["alive"] is True
+    assert workers["other-2-0"]["devices"] == ["cuda:0"]
+    on(api, grant["lease"]["id"], "complete", {"value": 1.0})
+    workers = {w["id"]: w for w in api.get("/workers", role="read").json()}
+    assert workers["host-1-0"]["current_trial"] is None
+
+
+def test_orphan_optuna_trials_are_failed_by_the_reaper(api: Api) -> None:
+    api.create_study()
+    storage = api.app.state.storage
+    study = optuna.load_study(study_name="digits", storage=storage)
+    orphan = study.ask()  # as if the API died between Optuna's trial and hone's row
+    state = api.app.state
+    later = utcnow() + timedelta(seconds=state.settings.grace_period + 5)
+    assert reap_expired(db=state.db, storage=storage, settings=state.settings, now=later) == 1
+    assert storage.get_trial(orphan._trial_id).state == optuna.trial.TrialState.FAIL
+
+
+def test_concurrent_grants_never_exceed_the_budget(api: Api) -> None:
+    api.create_study(rounds=[{"trials": 12}], max_concurrent=None)
+    state = api.app.state
+    got: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            for _ in range(5):
+                grant = grant_lease(
+                    db=state.db,
+                    storage=state.storage,
+                    settings=state.settings,
+                    worker=f"w-{index}",
+                    devices=["cpu"],
+                    studies=None,
+                    now=utcnow(),
+                )
+                if grant is not None:
+                    got.append(grant.number)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(got) == list(range(12))
