@@ -111,6 +111,12 @@ class TrainConfig(BaseModel):
         default=0, ge=0, le=2**32 - 1, description="Seed of initialization, shuffling and dropout"
     )
     device: str = Field(default="cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto'")
+    cpu_threads: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description="Torch threads on the CPU; 0 picks 1 for small networks, torch's default for large",
+    )
     amp: bool = Field(default=False, description="bf16 autocast on CUDA")
 
     @field_validator("dataset")

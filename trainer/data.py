@@ -329,11 +329,16 @@ def _encode_classes(table: Table) -> tuple[list[object], np.ndarray]:
     except TypeError:  # mixed types in an object column
         classes, y = np.unique(table.y.astype(str), return_inverse=True)
     if len(classes) < 2:
-        only = repr(classes[0].item()) if len(classes) else "none"
+        only = repr(_plain(classes[0])) if len(classes) else "none"
         raise DataError(
             f"target {table.target_name!r} has only one class ({only}); classification needs at least two"
         )
-    return [c.item() if hasattr(c, "item") else c for c in classes], y.astype(np.int64)
+    return [_plain(c) for c in classes], y.astype(np.int64)
+
+
+def _plain(value: object) -> object:
+    """A Python scalar for a numpy one, so labels print and serialize as themselves."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _numeric_target(table: Table) -> np.ndarray:

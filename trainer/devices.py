@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from trainer.errors import DeviceError
+
+# Multiply-adds per mini-batch below which one CPU thread is fastest. Splitting small
+# matrix products across threads costs more than it saves, and when several runs share a
+# machine (a worker per core, ``pytest -n``) extra threads spin against each other: on
+# a busy 2-core machine, 2 threads made a digits run 30 times slower than 1.
+SMALL_WORK = 32 * 2**20
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,3 +46,22 @@ def configure_backends(device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def cpu_threads(requested: int, batch_size: int, layer_sizes: list[int]) -> int:
+    """Threads for a run on the CPU: ``requested``, or by the size of a mini-batch's work."""
+    if requested > 0:
+        return requested
+    macs = batch_size * sum(a * b for a, b in zip(layer_sizes, layer_sizes[1:], strict=False))
+    return 1 if macs < SMALL_WORK else torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

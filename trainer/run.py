@@ -30,7 +30,7 @@ from torch import Tensor
 
 from trainer.config import TrainConfig
 from trainer.data import Splits, prepare_data
-from trainer.devices import configure_backends, resolve_device
+from trainer.devices import configure_backends, cpu_threads, resolve_device, torch_threads
 from trainer.early_stopping import EarlyStopping
 from trainer.errors import TrainerError
 from trainer.model import MLP, FittedModel, init_weights
@@ -96,7 +96,11 @@ def train(config: TrainConfig, report: Report | None = None) -> TrainResult:
     if config.monitor not in ("val_loss", metric):
         raise TrainerError(f"monitor {config.monitor!r} does not exist for {splits.task}")
     configure_backends(device)
-    return _Run(config, splits, device).fit(report)
+    if device.type != "cpu":
+        return _Run(config, splits, device).fit(report)
+    sizes = [splits.n_features, *config.layer_widths(), splits.n_outputs]
+    with torch_threads(cpu_threads(config.cpu_threads, config.batch_size, sizes)):
+        return _Run(config, splits, device).fit(report)
 
 
 class _Run:
