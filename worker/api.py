@@ -182,9 +182,15 @@ class LeaseClient:
         return response.json() if response.content else {}
 
     def lease(
-        self, *, worker: str, devices: list[str], studies: list[int] | None = None, deadline: float = 30.0
+        self,
+        *,
+        worker: str,
+        devices: list[str],
+        studies: list[int] | None = None,
+        host: str | None = None,
+        deadline: float = 30.0,
     ) -> Grant | NoWork:
-        body: dict[str, Any] = {"worker": worker, "devices": devices}
+        body: dict[str, Any] = {"worker": worker, "devices": devices, "host": host}
         if studies:
             body["studies"] = studies
         response = self._post("/leases", body, deadline=deadline)

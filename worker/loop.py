@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class SlotLoop:
         self.client = client or LeaseClient(options.api_url, options.token, stop=self._hard_stop)
         self.trials = 0
         self.log = get_logger()
+        self.host = socket.gethostname()
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
@@ -113,6 +115,7 @@ class SlotLoop:
                         worker=self.options.worker_id,
                         devices=self.options.devices,
                         studies=self.options.studies,
+                        host=self.host,
                         deadline=10.0,
                     )
                 except ApiUnavailable as error:
@@ -265,7 +268,8 @@ class SlotLoop:
             reason = failure_reason(error)
             if run.gave_back or run.cancelled:
                 reason = SHUTDOWN_REASON if run.gave_back else "cancelled: study stopped"
-            retry = run.gave_back
+            # Out of memory may pass when the device's other trials end: worth another try.
+            retry = run.gave_back or is_out_of_memory(error)
             if not isinstance(error, Diverged | BadObjective) and not run.gave_back and not run.cancelled:
                 self.log.warning("trial raised", exc_info=error)
             if run.pruned and not run.gave_back:

@@ -4,7 +4,8 @@ Both kinds report a value per step through the same callback, which answers ``Tr
 when the trial must stop (pruned, cancelled, or the worker is shutting down).
 
 A Python entrypoint is ``package.module:function`` and is called as
-``function(params, report)`` (plus ``device=`` if it accepts that keyword), where
+``function(params, report)`` (plus ``device=`` if it accepts that keyword; ``params``
+includes the objective's ``fixed`` values), where
 ``report(step, value, metrics=None) -> bool``; it returns the objective value (a float,
 or a mapping with ``"value"`` and more metrics).
 """
@@ -80,7 +81,7 @@ def _run_mlp(objective: Objective, params: dict[str, Any], *, device: str, repor
     metrics = dict(best)
     for name, number in _as_metrics(getattr(result, "test", None)).items():
         metrics[name if name.startswith("test_") else f"test_{name}"] = number
-    metrics["epochs"] = float(getattr(result, "epochs", 0) or 0)
+    metrics["epochs"] = float(len(result.epochs))
     return Outcome(
         value=best[metric], metrics=_finite(metrics), stopped=stopped or result.status == "stopped"
     )
@@ -103,7 +104,7 @@ def _run_python(objective: Objective, params: dict[str, Any], *, device: str, re
     if "device" in inspect.signature(function).parameters:
         kwargs["device"] = device
     try:
-        result = function(dict(params), user_report, **kwargs)
+        result = function({**objective.fixed, **params}, user_report, **kwargs)
     except Exception:
         if stopped:  # a user function may raise (e.g. optuna.TrialPruned) after being told to stop
             return Outcome(value=math.nan, stopped=True)
