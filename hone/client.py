@@ -256,9 +256,16 @@ class Client:
         result: dict[str, Any] = self._json("GET", f"/studies/{study_id}/rounds/next")
         return result
 
-    def open_round(self, study_id: int, *, box: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Open the next round now, in ``box`` (default: the box the narrowing rule gives)."""
-        body: dict[str, Any] = {} if box is None else {"box": box}
+    def open_round(
+        self, study_id: int, *, box: dict[str, Any] | None = None, trials: int | None = None
+    ) -> dict[str, Any]:
+        """Open the next round now, in ``box`` (default: the narrowed one) with ``trials``
+        configurations (default: the spec's; required past the spec's last round)."""
+        body: dict[str, Any] = {}
+        if box is not None:
+            body["box"] = box
+        if trials is not None:
+            body["trials"] = trials
         result: dict[str, Any] = self._json("POST", f"/studies/{study_id}/rounds", json=body)
         return result
 

@@ -112,11 +112,17 @@ def load_spec(path: Path) -> dict[str, Any]:
 @study_app.command("create")
 def create(
     file: Annotated[Path, typer.Argument(help="The study spec, e.g. examples/digits.json.")],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Use this name instead of the spec's (names are unique)."),
+    ] = None,
     api: ApiOption = None,
     token: TokenOption = None,
 ) -> None:
     """Create a study from a JSON spec and print its id."""
     spec = load_spec(file)
+    if name:
+        spec["name"] = name
     with client_for(api, token) as client:
         study = client.create_study(spec)
     study_id = study.get("id")
