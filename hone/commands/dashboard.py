@@ -21,21 +21,22 @@ def dashboard(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Use DATA_DIR/hone.db instead of HONE_DATABASE_URL."),
+        Path | None, typer.Option(help="Use DIR/hone.db (unless HONE_DATABASE_URL is set).")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL; overrides HONE_DATABASE_URL.")
     ] = None,
 ) -> None:
-    """Serve optuna-dashboard on HONE_DATABASE_URL (read-only use; it has no login)."""
+    """Serve optuna-dashboard on hone's database (it has no login: keep it on loopback)."""
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     from optuna_dashboard import wsgi
 
-    from hone.settings import get_settings
+    from hone.settings import settings_for
     from service.storage import create_optuna_storage
 
-    url = f"sqlite:///{(data_dir / 'hone.db').resolve()}" if data_dir else get_settings().database_url
-    storage = create_optuna_storage(url)
+    storage = create_optuna_storage(settings_for(data_dir=data_dir, database_url=database_url).database_url)
 
     class Server(ThreadingMixIn, WSGIServer):
         daemon_threads = True
