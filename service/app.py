@@ -15,7 +15,7 @@ import psycopg
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from hone.settings import Settings, get_settings
 from service.db import Database
@@ -47,7 +47,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            app.state.storage.engine.dispose()
+            if app.state.storage is not None:
+                app.state.storage.engine.dispose()
             app.state.db.dispose()
 
 
@@ -84,6 +85,18 @@ def _hone_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status)
 
 
+def _storage_if_ready(url: str) -> optuna.storages.RDBStorage | None:
+    # Start even when the database is down or not upgraded yet: /readyz says so, and
+    # service.deps.storage_for makes the storage on first use once it is there.
+    try:
+        return create_optuna_storage(url)
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        logger.warning(
+            "Optuna's storage is not ready yet (%s); requests needing it get 503", type(exc).__name__
+        )
+        return None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API over ``settings.database_url`` (whose schema ``hone db upgrade`` created)."""
     settings = settings or get_settings()
@@ -95,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
-    app.state.storage = create_optuna_storage(settings.database_url)
+    app.state.storage = _storage_if_ready(settings.database_url)
     app.state.metrics = Metrics(app.state.db)
 
     app.include_router(health.router)

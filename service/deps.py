@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Annotated
 
 import optuna
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hone.settings import Settings
 from service.auth import Principal, Role, authenticate, touch_token
 from service.db import Database
+from service.storage import create_optuna_storage
 from service.tables import utcnow
 
 
@@ -21,9 +22,18 @@ def get_db(request: Request) -> Database:
     return db
 
 
-def get_storage(request: Request) -> optuna.storages.RDBStorage:
-    storage: optuna.storages.RDBStorage = request.app.state.storage
+def storage_for(app: FastAPI) -> optuna.storages.RDBStorage:
+    """The app's Optuna storage, made on first use if the database was not ready at start-up
+    (raises the database's error, which the app answers with 503, until it is)."""
+    storage: optuna.storages.RDBStorage | None = app.state.storage
+    if storage is None:
+        storage = create_optuna_storage(app.state.settings.database_url)
+        app.state.storage = storage
     return storage
+
+
+def get_storage(request: Request) -> optuna.storages.RDBStorage:
+    return storage_for(request.app)
 
 
 def get_app_settings(request: Request) -> Settings:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import optuna
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.deps import DbDep, ReadAuth, StorageDep
+from service.deps import DbDep, ReadAuth, storage_for
 from service.schema import head_revision, revision_on
 from service.schemas import ErrorOut, HealthOut, ReadyOut
 
@@ -26,7 +27,7 @@ def healthz() -> HealthOut:
     summary="The database is reachable and its schema is current",
     responses={503: {"model": ReadyOut, "description": "Not ready: database down or schema stale"}},
 )
-def readyz(db: DbDep, storage: StorageDep) -> ReadyOut | JSONResponse:
+def readyz(request: Request, db: DbDep) -> ReadyOut | JSONResponse:
     try:
         with db.reading() as session:
             session.execute(text("SELECT 1"))
@@ -34,8 +35,9 @@ def readyz(db: DbDep, storage: StorageDep) -> ReadyOut | JSONResponse:
     except SQLAlchemyError:
         return _not_ready(database=False, schema_current=False, detail="the database is unreachable")
     try:
+        storage = storage_for(request.app)
         optuna_current = storage.get_current_version() == storage.get_head_version()
-    except Exception:  # Optuna's version tables missing: never upgraded
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError):  # Optuna's tables missing
         optuna_current = False
     if not (hone_current and optuna_current):
         return _not_ready(database=True, schema_current=False, detail="run `hone db upgrade`")
