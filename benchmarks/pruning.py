@@ -1,0 +1,237 @@
+"""Claim 2: pruning buys more configurations for the same compute, at no worse best.
+
+Each pruner (``none``, ``median``, ``successive_halving``, ``hyperband``, with hone's
+defaults) gets the same compute budget in epochs — what the ``none`` baseline spends on
+``configs`` full-length trials — and runs random-search trials through hone's lease protocol
+(``LocalService``: a report per epoch, the pruner's answer from the service) until the budget
+is spent. Measured: epochs trained, configurations per 1,000 epochs, and the median (over
+seeds) best value. Tasks: a learning-curve objective (27 epochs, via the ``python``
+entrypoint) and, in full mode, hone's trainer on wine (9 epochs). Run alone:
+``python -m benchmarks.pruning [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.stats import median, table, target
+
+PRUNERS = ("none", "median", "successive_halving", "hyperband")
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    objective: dict[str, Any]
+    space: dict[str, Any]
+    epochs: int
+    configs: int  # the budget: this many full-length trials' worth of epochs
+
+
+def tasks(mode: str) -> list[Task]:
+    configs = {"full": 30, "quick": 15, "smoke": 6}[mode]
+    curve = Task(
+        "learning_curve",
+        {
+            "trainer": "python",
+            "entrypoint": "benchmarks.objectives:learning_curve_27",
+            "metric": "value",
+            "direction": "minimize",
+            "max_epochs": 27,
+        },
+        {
+            "lr": {"type": "float", "low": 1e-5, "high": 1.0, "scale": "log"},
+            "units": {"type": "int", "low": 8, "high": 1024, "scale": "log"},
+        },
+        27,
+        configs,
+    )
+    if mode != "full":
+        return [curve]
+    wine = Task(
+        "mlp_wine",
+        {
+            "trainer": "mlp",
+            "dataset": "wine",
+            "max_epochs": 9,
+            "metric": "val_loss",
+            "direction": "minimize",
+            "fixed": {"seed": 0, "cpu_threads": 1},
+        },
+        {
+            "lr": {"type": "float", "low": 1e-4, "high": 1.0, "scale": "log"},
+            "hidden_units": {"type": "int", "low": 8, "high": 256, "scale": "log"},
+            "batch_size": {"type": "int", "low": 16, "high": 256, "scale": "log"},
+        },
+        9,
+        20,
+    )
+    return [curve, wine]
+
+
+def spec_for(task: Task, pruner: str, seed: int) -> dict[str, Any]:
+    return {
+        "name": f"{task.name}-{pruner}-{seed}",
+        "objective": task.objective,
+        "space": task.space,
+        "sampler": {"type": "random", "seed": seed},
+        "pruner": {"type": pruner},
+        # More configurations than any pruner can use: the epoch budget ends the study.
+        "rounds": [{"trials": task.configs * task.epochs}],
+    }
+
+
+def _run_seed(task: Task, seed: int) -> dict[str, dict[str, Any]]:
+    from benchmarks.local_service import LocalService
+
+    budget = task.configs * task.epochs
+    out: dict[str, dict[str, Any]] = {}
+    with LocalService() as service:
+        for pruner in PRUNERS:
+            run = service.run_study(spec_for(task, pruner, seed), stop=lambda r: r.total_steps >= budget)
+            out[pruner] = {
+                "configs": len(run.values),
+                "epochs": run.total_steps,
+                "best": run.best,
+                "pruned": run.states.count("pruned"),
+            }
+    return out
+
+
+def run(mode: str, *, seeds: int, jobs: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    all_tasks = tasks(mode)
+    work = [(task, seed) for task in all_tasks for seed in range(seeds)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        done = list(pool.map(_run_seed, *zip(*work, strict=True)))
+    results: dict[str, Any] = {}
+    for task in all_tasks:
+        runs = [d for (t, _), d in zip(work, done, strict=True) if t.name == task.name]
+        per: dict[str, Any] = {}
+        for pruner in PRUNERS:
+            epochs = sum(r[pruner]["epochs"] for r in runs)
+            configs = sum(r[pruner]["configs"] for r in runs)
+            per[pruner] = {
+                "epochs_per_seed": epochs / len(runs),
+                "configs_per_seed": configs / len(runs),
+                "configs_per_1000_epochs": 1000 * configs / epochs,
+                "median_best": median([r[pruner]["best"] for r in runs]),
+                "pruned_share": sum(r[pruner]["pruned"] for r in runs) / configs,
+            }
+        base = per["none"]["configs_per_1000_epochs"]
+        for pruner in PRUNERS:
+            per[pruner]["speedup"] = per[pruner]["configs_per_1000_epochs"] / base
+        results[task.name] = {"epoch_budget": task.configs * task.epochs, "pruners": per}
+    return {
+        "mode": mode,
+        "seeds": seeds,
+        "tasks": results,
+        "seconds": time.perf_counter() - started,
+        "targets": _targets(results),
+    }
+
+
+def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for pruner in PRUNERS[1:]:
+        speedups, verdicts, margins = [], [], []
+        for name, task in results.items():
+            row, base = task["pruners"][pruner], task["pruners"]["none"]
+            speedups.append(f"{name} {row['speedup']:.2f}×")
+            no_worse = row["median_best"] <= base["median_best"] * (1 + 1e-9) + 1e-12
+            verdicts.append(row["speedup"] >= 2 and no_worse)
+            margins.append(
+                f"{name}: {row['speedup'] / 2 - 1:+.0%} on speed, best {row['median_best'] - base['median_best']:+.3g}"
+            )
+        out.append(
+            target(
+                f"Pruning ({pruner}) buys configurations",
+                "≥ 2× configurations per 1,000 epochs vs none, median best no worse",
+                ", ".join(speedups),
+                all(verdicts),
+                "; ".join(margins),
+            )
+        )
+    return out
+
+
+def markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
+    lines = [
+        f"Equal compute: every pruner gets the epochs that `none` spends on its configurations; "
+        f"random sampling, {result['seeds']} seeds, medians over seeds (lower is better).",
+    ]
+    for name, task in result["tasks"].items():
+        lines += ["", f"**{name}** (budget {task['epoch_budget']:,} epochs per seed)", ""]
+        rows = [
+            [
+                pruner,
+                r["epochs_per_seed"],
+                r["configs_per_seed"],
+                r["configs_per_1000_epochs"],
+                f"{r['speedup']:.2f}×",
+                f"{r['pruned_share']:.0%}",
+                r["median_best"],
+            ]
+            for pruner, r in task["pruners"].items()
+        ]
+        lines.append(
+            table(
+                [
+                    "pruner",
+                    "epochs / seed",
+                    "configs / seed",
+                    "configs / 1,000 epochs",
+                    "vs none",
+                    "pruned",
+                    "median best",
+                ],
+                rows,
+            )
+        )
+    for plot in plots or []:
+        lines += ["", f"![pruning]({plot})"]
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], directory: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["tasks"])
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=True):
+        pruners = result["tasks"][name]["pruners"]
+        ax.bar(list(pruners), [p["configs_per_1000_epochs"] for p in pruners.values()])
+        ax.set_title(name)
+        ax.set_ylabel("configurations per 1,000 epochs")
+        ax.tick_params(axis="x", labelrotation=20, labelsize=7)
+    fig.tight_layout()
+    path = directory / "pruning.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    seeds = args.seeds or {"full": 10, "quick": 3, "smoke": 1}[mode]
+    result = run(mode, seeds=seeds, jobs=args.jobs)
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
