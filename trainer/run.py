@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainer.batches import shuffled_batches
 from trainer.config import TrainConfig
 from trainer.data import Splits, prepare_data
 from trainer.devices import configure_backends, cpu_threads, resolve_device, torch_threads
@@ -197,14 +198,10 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        n = self.x_train.shape[0]
-        order = torch.randperm(n, device=self.device, generator=self.generator)
-        xs, ys = self.x_train[order], self.y_train[order]
         weights = self.model.penalized_weights()
         total = torch.zeros((), device=self.device)
-        for first in range(0, n, config.batch_size):
-            xb = xs[first : first + config.batch_size]
-            yb = ys[first : first + config.batch_size]
+        batches = shuffled_batches(self.x_train, self.y_train, config.batch_size, self.generator)
+        for xb, yb in batches:
             m = xb.shape[0]
             with self._autocast():
                 loss = self._loss(self.model(xb), yb)
@@ -214,7 +211,7 @@ class _Run:
             torch.autograd.backward(cost)
             self.optimizer.step()
             total += loss.detach() * m
-        train_loss = (total / n).item()
+        train_loss = (total / self.x_train.shape[0]).item()
         val = self._evaluate(self.x_val, self.y_val)
         return {
             "lr": lr,
