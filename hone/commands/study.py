@@ -197,6 +197,8 @@ def follow(
             if study.get("status") in DONE_STATUSES:
                 break
             sleep(interval)
+    if not console.is_terminal:
+        console.line()
     best = best_value(study)
     console.print(f"study {study_id} {study.get('status')}; best value {format_value(best)}")
 

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from hone.settings import DEFAULT_DATA_DIR
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
