@@ -113,7 +113,9 @@ class _Counter:
 
     def __call__(self, study_id: int) -> int:
         with self.engine.connect() as conn:
-            query = text("SELECT count(*) FROM trials WHERE study_id = :s AND state IN ('COMPLETE', 'PRUNED')")
+            query = text(
+                "SELECT count(*) FROM trials WHERE study_id = :s AND state IN ('COMPLETE', 'PRUNED')"
+            )
             return int(conn.execute(query, {"s": study_id}).scalar() or 0)
 
 
@@ -145,7 +147,10 @@ class _HoneApi:
         self.client = httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.token}"})
         for _ in range(300):
             with contextlib.suppress(httpx.HTTPError):
-                if self.client.get("/healthz").status_code < 500 or self.client.get("/api/v1/studies").status_code == 200:
+                if (
+                    self.client.get("/healthz").status_code < 500
+                    or self.client.get("/api/v1/studies").status_code == 200
+                ):
                     return
             if self.process.poll() is not None:
                 raise RuntimeError("hone api exited at start")
@@ -175,7 +180,9 @@ class _HoneApi:
         _stop([self.process])
 
 
-def _hone_rate(api: _HoneApi, count: Any, *, workers: int, steps: int, warmup: float, seconds: float) -> float:
+def _hone_rate(
+    api: _HoneApi, count: Any, *, workers: int, steps: int, warmup: float, seconds: float
+) -> float:
     study = api.create_study(f"hone-{workers}-{steps}-{secrets.token_hex(3)}", steps)
     process = subprocess.Popen(
         [
@@ -218,7 +225,11 @@ def _raw_rate(url: str, count: Any, *, workers: int, steps: int, warmup: float, 
     code = f"from benchmarks.service_overhead import raw_optuna_worker; raw_optuna_worker({url!r}, {name!r}, {steps})"
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", code], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+            [sys.executable, "-c", code],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
         )
         for _ in range(workers)
     ]
@@ -244,8 +255,12 @@ def run(mode: str) -> dict[str, Any]:
             try:
                 for steps in (0, 20):
                     for workers in workers_list:
-                        raw = _raw_rate(url, count, workers=workers, steps=steps, warmup=warmup, seconds=seconds)
-                        hone = _hone_rate(api, count, workers=workers, steps=steps, warmup=warmup, seconds=seconds)
+                        raw = _raw_rate(
+                            url, count, workers=workers, steps=steps, warmup=warmup, seconds=seconds
+                        )
+                        hone = _hone_rate(
+                            api, count, workers=workers, steps=steps, warmup=warmup, seconds=seconds
+                        )
                         row = {
                             "database": backend,
                             "workers": workers,
