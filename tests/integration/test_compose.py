@@ -35,8 +35,7 @@ pytestmark = pytest.mark.slow
 SECRETS = {
     "POSTGRES_PASSWORD": "compose-test-password-0123456789",
     "HONE_ADMIN_TOKEN": ADMIN_TOKEN,
-    # The admin token is a valid worker token; .env.example says so.
-    "HONE_WORKER_TOKEN": ADMIN_TOKEN,
+    "HONE_WORKER_TOKEN": "replaced-by-a-worker-role-token-in-the-test",
 }
 
 
@@ -177,6 +176,25 @@ def test_every_compose_service_command_runs_natively(
     )
     assert again.returncode == 0, again.stderr
 
+    # The worker token as .env.example says to make one: `hone token create` with migrate's setup.
+    made = subprocess.run(
+        [*native.argv(["hone", "token", "create", "--role", "worker"])],
+        env=native.env("migrate"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    worker_token = made.stdout.strip()
+    with_worker_token = compose(
+        "config", env_file=write_env(tmp_path / "worker.env", {**SECRETS, "HONE_WORKER_TOKEN": worker_token})
+    )
+    assert with_worker_token.returncode == 0, with_worker_token.stderr
+    worker = Native(yaml.safe_load(with_worker_token.stdout), postgres_url)
+    worker.ports = native.ports
+    assert worker.env("worker")["HONE_TOKEN"] == worker_token
+
     api_url = f"http://127.0.0.1:{native.ports['8000']}"
     dashboard_url = f"http://127.0.0.1:{native.ports['8080']}"
     with running(native.command("api"), env=native.env("api"), log=tmp_path / "api.log") as api:
@@ -196,7 +214,7 @@ def test_every_compose_service_command_runs_natively(
         assert created.status_code == 201, created.text
         study_id = created.json()["id"]
 
-        with running(native.command("worker"), env=native.env("worker"), log=tmp_path / "worker.log"):
+        with running(worker.command("worker"), env=worker.env("worker"), log=tmp_path / "worker.log"):
             wait_for_status(api_url, study_id, {"completed"}, token=token, timeout=240)
 
         with running(
