@@ -275,6 +275,10 @@ class Stack:
     def request_stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def supervise(self, *, poll: float = 0.5) -> int:
         """Block until a stop is requested (0) or a critical child dies (1)."""
         while not self._stop.wait(poll):

@@ -53,6 +53,11 @@ def up(
         stack.shutdown(worker_timeout=10, server_timeout=5)
         raise typer.Exit(1) from None
 
+    if stack.stopping:  # Ctrl-C while starting
+        stack.shutdown()
+        console.print("hone: stopped")
+        raise typer.Exit(0)
+
     token_file = data_dir / "admin-token"
     same_dir = data_dir.resolve() == DEFAULT_DATA_DIR.resolve()
     console.print()
