@@ -1,8 +1,8 @@
 """Entry point of one slot process (``python -m worker.slot``), started by the supervisor.
 
 Its options arrive as JSON in ``HONE_WORKER_SLOT`` (the token too, so it never shows in
-``ps``). SIGINT is ignored (Ctrl-C reaches the slot through the supervisor); the first
-SIGTERM asks the loop to stop, a second one exits at once.
+``ps``). SIGINT is ignored (Ctrl-C reaches the slot through the supervisor); SIGTERM asks the
+loop to stop (a second signal to the supervisor kills the slot at once).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def main() -> int:
     loop = SlotLoop(SlotOptions(**raw))
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:
-        if loop.stopping.is_set():
-            os._exit(1)
+        # Repeats are ignored: `kill` of the whole group and the supervisor's forwarded
+        # signal arrive together. The hard stop is the supervisor's SIGKILL.
         loop.request_stop()
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
