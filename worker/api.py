@@ -158,7 +158,7 @@ class LeaseClient:
     def _post(self, path: str, body: dict[str, Any] | None, *, deadline: float) -> httpx.Response:
         retrying = Retrying(
             retry=retry_if_exception(_is_transient),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
             stop=stop_after_delay(deadline) | stop_when_event_set(self._stop),
             reraise=True,
         )

@@ -1,0 +1,132 @@
+"""The slot loop against a fake API (httpx.MockTransport): what reaches the service."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import types
+from typing import Any
+
+import httpx
+import pytest
+
+from worker.api import LeaseClient
+from worker.loop import SlotLoop, SlotOptions
+
+
+class FakeApi:
+    """Grants the given objectives once each, then 204; records every call."""
+
+    def __init__(self, functions: list[str], *, finish_status: int = 200) -> None:
+        self.queue = list(functions)
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.finish_status = finish_status
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/v1")
+        body = json.loads(request.content) if request.content else {}
+        self.calls.append((path, body))
+        if path == "/leases":
+            if not self.queue:
+                return httpx.Response(204, headers={"Retry-After": "0"})
+            name = self.queue.pop(0)
+            return httpx.Response(
+                201,
+                json={
+                    "lease": {"id": name, "expires_at": "2030-01-01T00:00:00Z", "heartbeat_interval": 0.05},
+                    "study": {"id": 1, "name": "s"},
+                    "trial": {"number": 0, "params": {"x": 1.0}, "round": 1},
+                    "objective": {
+                        "trainer": "python",
+                        "entrypoint": f"fake_objectives:{name}",
+                        "metric": "m",
+                    },
+                },
+            )
+        if path.endswith("/report"):
+            return httpx.Response(200, json={"prune": body["step"] >= 3 and "prunable" in path})
+        if path.endswith("/heartbeat"):
+            return httpx.Response(200, json={"expires_at": "2030-01-01T00:00:00Z", "cancel": False})
+        return httpx.Response(self.finish_status, json={"detail": "late"})
+
+    def finished(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(p, b) for p, b in self.calls if p.rsplit("/", 1)[-1] in ("complete", "fail", "prune")]
+
+
+def _objectives() -> types.ModuleType:
+    module = types.ModuleType("fake_objectives")
+
+    def good(params: dict[str, Any], report: Any) -> float:
+        report(1, 0.5)
+        return 0.25
+
+    def nan(params: dict[str, Any], report: Any) -> float:
+        report(1, math.nan)
+        return 0.0
+
+    def broken(params: dict[str, Any], report: Any) -> float:
+        raise KeyError("no such column: age")
+
+    def oom(params: dict[str, Any], report: Any) -> float:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def prunable(params: dict[str, Any], report: Any) -> float:
+        for step in range(1, 100):
+            if report(step, 1.0):
+                break
+        return 1.0
+
+    for function in (good, nan, broken, oom, prunable):
+        setattr(module, function.__name__, function)
+    return module
+
+
+def run(api: FakeApi) -> SlotLoop:
+    options = SlotOptions(api_url="http://api", token="t", worker_id="w", devices=["cpu"], exit_when_idle=0)
+    loop = SlotLoop(options, client=LeaseClient("http://api", "t", transport=httpx.MockTransport(api)))
+    assert loop.run() == 0
+    return loop
+
+
+@pytest.fixture(autouse=True)
+def fake_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "fake_objectives", _objectives())
+
+
+def test_every_kind_of_trial_ending_is_reported_and_the_loop_goes_on() -> None:
+    api = FakeApi(["good", "nan", "broken", "oom", "prunable"])
+    loop = run(api)
+    assert loop.trials == 5
+    finished = dict(api.finished())
+    assert finished["/leases/good/complete"] == {"value": 0.25, "metrics": {}}
+    assert finished["/leases/nan/fail"]["reason"].startswith("diverged")
+    assert finished["/leases/nan/fail"]["retry"] is False
+    assert "KeyError: 'no such column: age'" in finished["/leases/broken/fail"]["reason"]
+    assert finished["/leases/oom/fail"]["reason"].startswith("CUDA out of memory")
+    assert finished["/leases/oom/fail"]["retry"] is True
+    assert "/leases/prunable/prune" in finished
+    steps = [b["step"] for p, b in api.calls if p == "/leases/prunable/report"]
+    assert steps == [1, 2, 3]
+
+
+def test_a_409_on_a_late_result_is_logged_and_the_worker_goes_on() -> None:
+    api = FakeApi(["good", "good"], finish_status=409)
+    assert run(api).trials == 2
+
+
+def test_a_finished_result_is_retried_while_the_api_is_down() -> None:
+    api = FakeApi(["good"])
+    failures = {"left": 2}
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/complete") and failures["left"]:
+            failures["left"] -= 1
+            raise httpx.ConnectError("connection refused")
+        return api(request)
+
+    options = SlotOptions(api_url="http://api", token="t", worker_id="w", devices=["cpu"], exit_when_idle=0)
+    loop = SlotLoop(options, client=LeaseClient("http://api", "t", transport=httpx.MockTransport(flaky)))
+    loop.run()
+    assert failures["left"] == 0
+    assert [p for p, _ in api.finished()] == ["/leases/good/complete"]
