@@ -27,7 +27,7 @@ from tests.integration.processes import (
     wait_http,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cli")]
 
 SUBCOMMANDS = [
     ["up"],
