@@ -223,7 +223,10 @@ class Stack:
                 self.log_dir / "dashboard.log",
             )
         )
+        # Workers talk to the API only: no database URL, no admin bootstrap secret.
         worker_env = self._env(HONE_TOKEN=self.token, HONE_API_URL=self.api_url)
+        for key in ("HONE_DATABASE_URL", "HONE_ADMIN_TOKEN"):
+            worker_env.pop(key, None)
         for index in range(1, self.workers + 1):
             self.children.append(
                 Child(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hone.settings import DEFAULT_DATA_DIR
 
-console = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -38,7 +41,7 @@ def up(
         port=port,
         dashboard_port=dashboard_port,
         workers=workers,
-        say=lambda line: console.print(line, markup=False),
+        say=console.print,
     )
     stack.install_signal_handlers()
     try:
@@ -49,7 +52,7 @@ def up(
         )
         stack.start()
     except StackError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
         stack.shutdown(worker_timeout=10, server_timeout=5)
         raise typer.Exit(1) from None
 
@@ -74,6 +77,9 @@ def up(
         if not same_dir:
             console.print(f"  export HONE_TOKEN=$(cat {token_file})")
     console.print("try the example (in another terminal):")
+    venv_bin = Path(sys.executable).parent
+    if sys.prefix != sys.base_prefix and str(venv_bin) not in os.environ.get("PATH", "").split(os.pathsep):
+        console.print(f"  . {os.path.relpath(venv_bin)}/activate")
     console.print("  hone study create examples/digits.json")
     console.print("  hone study watch <id>")
     console.print("Ctrl-C stops everything.")
