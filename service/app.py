@@ -7,15 +7,18 @@ Teammates plug in here with one line each: a router in ``ROUTERS``, a background
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import optuna
 import psycopg
 from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError
 
 from hone.settings import Settings, get_settings
 from service.db import Database
@@ -27,6 +30,8 @@ from service.storage import create_optuna_storage
 
 API_PREFIX = "/api/v1"
 RETRY_AFTER_S = 5
+# Far above any real spec or result; a bigger body is refused with 413 before it is parsed.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 # Routers mounted under /api/v1 (health has its own absolute paths).
 ROUTERS: list[APIRouter] = [studies.router, trials.router, rounds.router, analysis.router, events.router]
@@ -76,6 +81,8 @@ def _storage_error(request: Request, exc: Exception) -> JSONResponse:
         return _database_unavailable(request, exc)
     if isinstance(exc.__cause__, DBAPIError) and exc.__cause__.connection_invalidated:
         return _database_unavailable(request, exc)
+    if isinstance(exc.__cause__, DataError | OverflowError):
+        return _unstorable(request, exc.__cause__)
     raise exc
 
 
@@ -83,6 +90,47 @@ def _hone_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HoneError)
     body = {"detail": exc.errors()} if isinstance(exc, InvalidInput) else {"detail": exc.detail}
     return JSONResponse(body, status_code=exc.status)
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """A 422's echo of the input, made JSON-safe and short: NaN or a lone surrogate in a
+    request must not turn its own error into a 500, nor a 10 MB body into a 10 MB answer."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        short = value if len(value) <= 200 else value[:200] + "…"
+        return short.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        if depth > 3:
+            return "…"
+        items = list(value.items())[:20]
+        return {str(_json_safe(k, depth + 1)): _json_safe(v, depth + 1) for k, v in items}
+    if isinstance(value, list | tuple):
+        return "…" if depth > 3 else [_json_safe(v, depth + 1) for v in value[:20]]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _json_safe(str(value), depth)
+
+
+def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {key: _json_safe(value) for key, value in error.items() if key in ("type", "loc", "msg", "input")}
+        for error in exc.errors()[:50]
+    ]
+    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+    # An integer past the column's range or a NUL character in text: the request is at fault.
+    if isinstance(exc, OverflowError) and "SQLite INTEGER" not in str(exc):
+        raise exc
+    logger.info("unstorable value on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    detail = "a value is out of range for the database (an integer past 32/64 bits, or a NUL character)"
+    return JSONResponse(
+        {"detail": [{"loc": ["request"], "msg": detail, "type": "value_error"}]},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
 
 
 def _storage_if_ready(url: str) -> optuna.storages.RDBStorage | None:
@@ -105,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Hyperparameter search as a service: studies, rounds, trials and leases over REST.",
         lifespan=_lifespan,
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
@@ -116,6 +165,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
 
     app.add_exception_handler(HoneError, _hone_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DataError, _unstorable)
+    app.add_exception_handler(OverflowError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _dbapi_error)

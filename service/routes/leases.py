@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from service import leases
 from service.deps import DbDep, SettingsDep, StorageDep, WorkerAuth
@@ -97,6 +97,13 @@ class CompleteIn(BaseModel):
 class FailIn(BaseModel):
     reason: str = Field(min_length=1, max_length=10_000)
     retry: bool = Field(default=False, description="Re-queue the configuration (within max_retries)")
+
+    @field_validator("reason")
+    @classmethod
+    def _storable(cls, reason: str) -> str:
+        # A traceback may quote binary data; PostgreSQL text cannot hold NUL, and the
+        # failure must still be recorded.
+        return reason.replace("\x00", "\ufffd")
 
 
 class FinishedOut(BaseModel):
