@@ -23,14 +23,17 @@ class ErrorOut(BaseModel):
 
 
 class TrialCounts(BaseModel):
-    """Trials by state. ``configurations`` counts first attempts (what round budgets count)."""
+    """Trials by state (a retried configuration is one row per attempt)."""
 
     running: int = 0
     complete: int = 0
     pruned: int = 0
     failed: int = 0
     total: int = 0
-    configurations: int = 0
+    configurations: int | None = Field(
+        default=None,
+        description="First attempts, what round budgets count (in /rounds; null in study totals)",
+    )
 
 
 class TrialOut(BaseModel):
@@ -68,7 +71,6 @@ class TrialPage(BaseModel):
 
     items: list[TrialOut]
     next_cursor: str | None
-    total: int = Field(description="Trials matching the filters")
 
 
 class EnqueueRequest(BaseModel):

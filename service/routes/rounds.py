@@ -24,7 +24,7 @@ def _round_out(round_: Round, counts: TrialCounts | None) -> RoundOut:
         closed_at=round_.closed_at,
         best_value=round_.best_value,
         best_trial_number=round_.best_trial_number,
-        counts=counts or TrialCounts(),
+        counts=counts or TrialCounts(configurations=0),
     )
 
 
@@ -82,4 +82,4 @@ def open_round(
             field = "trials" if message.startswith("trials") else "box"
             raise InvalidInput(("body", field), message) from None
     rounds.publish_round(storage, round=opened)
-    return _round_out(opened, TrialCounts())
+    return _round_out(opened, None)

@@ -45,11 +45,7 @@ def list_trials(
         rows, next_cursor = results.page_trials(
             session, where=where, direction=study.direction, order_by=order_by, cursor=cursor, limit=limit
         )
-        return TrialPage(
-            items=[results.trial_out(row) for row in rows],
-            next_cursor=next_cursor,
-            total=results.count_trials(session, where=where),
-        )
+        return TrialPage(items=[results.trial_out(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get(

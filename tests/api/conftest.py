@@ -96,6 +96,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     """A PostgreSQL database upgraded once per session; tests are created from it (TEMPLATE)."""
+    if not POSTGRES_URL:
+        pytest.skip("HONE_TEST_POSTGRES_URL not set")
     name = f"hone_tmpl_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -109,20 +111,38 @@ def postgres_template() -> Iterator[str]:
         admin.dispose()
 
 
+_FROM_TEMPLATE: set[str] = set()
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """Overrides the shared fixture for API tests: a fresh database, created already
+    upgraded from the session's template (one CREATE DATABASE instead of an upgrade)."""
+    name = f"hone_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    _FROM_TEMPLATE.add(url)
+    try:
+        yield url
+    finally:
+        _FROM_TEMPLATE.discard(url)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def upgraded(request: pytest.FixtureRequest, url: str) -> None:
-    """Give the empty database at ``url`` the current schema, by copying an upgraded template
-    (an upgrade takes ~0.7 s; a copy a few milliseconds)."""
+    """Give the database at ``url`` the current schema: a SQLite file is copied from an
+    upgraded template (an upgrade takes ~0.7 s, a copy milliseconds); a PostgreSQL
+    database from ``postgres_url`` already is one, anything else is upgraded."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         shutil.copyfile(template, str(parsed.database))
-        return
-    name: str = request.getfixturevalue("postgres_template")
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{parsed.database}" TEMPLATE "{name}"'))
-    admin.dispose()
+    elif url not in _FROM_TEMPLATE:
+        schema.upgrade(url)
 
 
 @pytest.fixture

@@ -31,6 +31,15 @@ def test_opening_the_next_round_closes_the_current_one_with_its_best(api: Api) -
     assert [(r["number"], r["status"]) for r in rounds] == [(1, "closed"), (2, "open")]
     assert rounds[0]["best_trial_number"] == 1
     assert rounds[0]["counts"]["complete"] == 3
+    assert rounds[0]["counts"]["configurations"] == 3
+    assert rounds[1]["counts"] == {
+        "running": 0,
+        "complete": 0,
+        "pruned": 0,
+        "failed": 0,
+        "total": 0,
+        "configurations": 0,
+    }
     assert api.get(f"/studies/{study_id}").json()["current_round"] == 2
     attrs = optuna.load_study(study_name="digits", storage=api.app.state.storage).user_attrs
     assert attrs["hone_current_round"] == 2

@@ -102,7 +102,7 @@ def test_the_summary_counts_by_state_and_names_the_best(api: Api) -> None:
         "pruned": 1,
         "failed": 1,
         "total": 5,
-        "configurations": 5,
+        "configurations": None,
     }
     assert summary["best"]["number"] == 1  # a pruned trial's value never wins
     assert summary["best"]["value"] == 0.2

@@ -32,7 +32,6 @@ def test_pages_by_number_cover_every_trial_once(api: Api) -> None:
     assert first == list(range(10))
     assert cursor is not None
     assert _all_pages(api, study_id, limit=10) == list(range(25))
-    assert api.get(f"/studies/{study_id}/trials", params={"limit": 10}).json()["total"] == 25
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
@@ -55,7 +54,6 @@ def test_filters_by_state_and_round(api: Api) -> None:
     assert _numbers(api, study_id, state="failed")[0] == [1]
     assert _numbers(api, study_id, round=2)[0] == [3, 4]
     assert _numbers(api, study_id, round=2, state="complete", order_by="value")[0] == [3, 4]
-    assert api.get(f"/studies/{study_id}/trials", params={"round": 2}).json()["total"] == 2
 
 
 @pytest.mark.parametrize(
