@@ -30,7 +30,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ from typing import Any, Literal
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage
+from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import TrialState
 from sqlalchemy import Enum, column, func, select, table, update
 from sqlalchemy.orm import Session
@@ -61,6 +65,30 @@ _OPTUNA_STATE: dict[Outcome, TrialState] = {
     "fail": TrialState.FAIL,
     "prune": TrialState.PRUNED,
 }
+
+
+# Optuna wraps a bare RDBStorage in a fresh _CachedStorage per Study object, so a pruner
+# reading the study's finished trials reloaded them all on every report (O(trials) per
+# step). One cache per study and process reads only what is new, as `study.optimize` does;
+# finished trials never change, so a cache is safe across processes. Keyed by the study's
+# id, name and creation time (SQLite can reuse the id of a deleted study); a few studies only:
+# each holds its finished trials in memory.
+_CACHE_STUDIES = 8
+_caches: OrderedDict[tuple[int, int, str, datetime], _CachedStorage] = OrderedDict()
+_caches_lock = threading.Lock()
+
+
+def study_storage(storage: optuna.storages.RDBStorage, study: Study) -> BaseStorage:
+    """A per-process caching view of ``storage`` for one study (see ``_caches``)."""
+    key = (id(storage), study.id, study.name, study.created_at)
+    with _caches_lock:
+        cached = _caches.get(key)
+        if cached is None or cached._backend is not storage:
+            cached = _caches[key] = _CachedStorage(storage)
+        _caches.move_to_end(key)
+        while len(_caches) > _CACHE_STUDIES:
+            _caches.popitem(last=False)
+        return cached
 
 
 @dataclass(frozen=True)
@@ -260,7 +288,7 @@ def _ask(
     spec, study_row = candidate.spec, candidate.study
     study = optuna.load_study(
         study_name=study_row.name,
-        storage=storage,
+        storage=study_storage(storage, study_row),
         sampler=create_sampler(spec, box=candidate.box, index=candidate.index),
         pruner=create_pruner(spec),
     )
@@ -391,7 +419,7 @@ def report(
     spec = StudySpec.model_validate(study_row.spec)
     study = optuna.Study(
         study_name=study_row.name,
-        storage=storage,
+        storage=study_storage(storage, study_row),
         sampler=optuna.samplers.RandomSampler(),  # cheap before_trial; nothing is sampled here
         pruner=create_pruner(spec),
     )
