@@ -34,21 +34,22 @@ class Task:
 
 
 def tasks(mode: str) -> list[Task]:
-    configs = {"full": 30, "quick": 15, "smoke": 6}[mode]
+    configs = {"full": 30, "quick": 15, "smoke": 4}[mode]
+    epochs = 9 if mode == "smoke" else 27
     curve = Task(
         "learning_curve",
         {
             "trainer": "python",
-            "entrypoint": "benchmarks.objectives:learning_curve_27",
+            "entrypoint": f"benchmarks.objectives:learning_curve_{epochs}",
             "metric": "value",
             "direction": "minimize",
-            "max_epochs": 27,
+            "max_epochs": epochs,
         },
         {
             "lr": {"type": "float", "low": 1e-5, "high": 1.0, "scale": "log"},
             "units": {"type": "int", "low": 8, "high": 1024, "scale": "log"},
         },
-        27,
+        epochs,
         configs,
     )
     if mode != "full":
