@@ -15,9 +15,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from service.db import SQLITE_BUSY_TIMEOUT_S, is_sqlite
-from service.tables import Base, UTCDateTime
+from service.schema import VERSION_TABLE, include_object, render_item
+from service.tables import Base
 
-VERSION_TABLE = "hone_alembic_version"
 config = context.config
 
 
@@ -28,22 +28,6 @@ def _url() -> str:
     from hone.settings import get_settings
 
     return get_settings().database_url
-
-
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    if type_ == "table":
-        return bool(name and name.startswith("hone_"))
-    table = getattr(obj, "table", None)
-    if table is not None:
-        return bool(table.name.startswith("hone_"))
-    return True
-
-
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
-    # Migrations are history: they must not import today's Python types from service.tables.
-    if type_ == "type" and isinstance(obj, UTCDateTime):
-        return "sa.DateTime(timezone=True)"
-    return False
 
 
 def _configure(**kwargs: Any) -> None:

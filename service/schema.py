@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -21,9 +22,27 @@ from sqlalchemy.pool import NullPool
 import migrations
 from service.db import ensure_sqlite_dir, is_sqlite
 from service.storage import create_optuna_storage
+from service.tables import UTCDateTime
 
 VERSION_TABLE = "hone_alembic_version"
 _OPTUNA_TABLES = ("version_info", "alembic_version", "studies", "trials")
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Autogenerate sees hone's tables only; Optuna's belong to Optuna's migrations."""
+    if type_ == "table":
+        return bool(name and name.startswith("hone_") and name != VERSION_TABLE)
+    table = getattr(obj, "table", None)
+    if table is not None:
+        return bool(table.name.startswith("hone_"))
+    return True
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    # Migrations are history: they must not import today's Python types from service.tables.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def alembic_config(url: str) -> Config:
