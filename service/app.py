@@ -15,10 +15,13 @@ from typing import Any
 import optuna
 import psycopg
 from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from hone.settings import Settings, get_settings
 from service.db import Database
@@ -121,6 +124,20 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # FastAPI answers 400 for a body it cannot even decode (bytes that are not UTF-8, JSON
+    # nested past the parser's depth); hone's documented answer to a bad body is a 422.
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == "There was an error parsing the body":
+        error = {
+            "loc": ["body"],
+            "msg": "the body is not UTF-8 JSON that can be parsed",
+            "type": "json_invalid",
+        }
+        return JSONResponse({"detail": [error]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return await http_exception_handler(request, exc)
+
+
 def _unstorable(request: Request, exc: Exception) -> JSONResponse:
     # An integer past the column's range or a NUL character in text: the request is at fault.
     if isinstance(exc, OverflowError) and "SQLite INTEGER" not in str(exc):
@@ -166,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_exception_handler(HoneError, _hone_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OverflowError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)

@@ -71,7 +71,7 @@ BAD_SPECS: list[tuple[str, str, set[int]]] = [
         json.dumps(spec(space={"optimizer": {"type": "categorical", "choices": ["adam"] * (TEN_MB // 8)}})),
         {413, 422},
     ),
-    ("JSON nested 100000 deep", '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}", {400, 413, 422}),
+    ("JSON nested 100000 deep", '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}", {413, 422}),
 ]
 
 
