@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--jobs", type=int, default=2, help="processes running seeds side by side")
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-    seeds = args.seeds or {"full": 10, "quick": 3, "smoke": 2}[mode]
+    seeds = args.seeds or {"full": 10, "quick": 3, "smoke": 1}[mode]
     result = run(mode, seeds=seeds, jobs=args.jobs)
     print(markdown(result))
     return result

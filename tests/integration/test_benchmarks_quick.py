@@ -1,0 +1,49 @@
+"""The benchmark scripts keep working: each runs in its smoke size and the report is written.
+
+Figures are not checked here (a loaded CI machine says nothing about speed); shapes are.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks import pruning, report, service_overhead
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_report_is_written_with_a_summary_tables_and_plots(tmp_path: Path) -> None:
+    written = report.main(["--smoke", "--out", str(tmp_path), "--only", "search_efficiency", "big_study"])
+    text = written.read_text()
+    assert "## Summary" in text and "**smoke**" in text
+    assert "FAILED" not in text
+    for claim in ("Random beats grid", "Coarse-to-fine beats plain random", "Big study"):
+        assert claim in text
+    for plot in ("search_efficiency.png", "big_study.png"):
+        assert (tmp_path / "benchmarks" / plot).stat().st_size > 1000
+    assert (tmp_path / "benchmarks" / "results.json").exists()
+
+
+def test_service_overhead_measures_hone_and_raw_optuna_on_the_same_database() -> None:
+    result = service_overhead.main(["--smoke"])
+    rows = result["rows"]
+    assert {(r["steps"], r["workers"]) for r in rows} == {(0, 1), (20, 1)}
+    for row in rows:
+        assert row["hone"] > 0 and row["raw"] > 0 and math.isfinite(row["ratio"])
+    assert [t["claim"] for t in result["targets"]] == [
+        "Service overhead, 0 reported steps per trial",
+        "Service overhead, 20 reported steps per trial",
+    ]
+
+
+def test_pruning_counts_epochs_and_configurations_for_every_pruner() -> None:
+    result = pruning.main(["--smoke", "--jobs", "1"])
+    rows = result["tasks"]["learning_curve"]["pruners"]
+    assert set(rows) == {"none", "median", "successive_halving", "hyperband"}
+    budget = result["tasks"]["learning_curve"]["epoch_budget"]
+    for row in rows.values():
+        assert row["epochs_per_seed"] >= budget and row["configs_per_seed"] >= 1
+    assert rows["none"]["speedup"] == 1.0
