@@ -28,6 +28,7 @@ down (reason :data:`SHUTDOWN_REASON`) does not, since nothing went wrong with it
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import threading
@@ -154,7 +155,8 @@ def session_in(db: Database, held: Session | None) -> Iterator[Session]:
 
 # Optuna's own table, read through hone's session: an Optuna call here would open a second
 # connection, which on SQLite would wait for the write lock this transaction holds.
-_optuna_trials = table("trials", column("study_id"), column("state", Enum(TrialState)))
+_optuna_trials = table("trials", column("trial_id"), column("study_id"), column("state", Enum(TrialState)))
+_optuna_user_attrs = table("trial_user_attributes", column("trial_id"), column("key"), column("value_json"))
 
 
 def _waiting_trials(session: Session, study_id: int) -> int:
@@ -588,6 +590,34 @@ def _counted_failures(session: Session, row: Trial) -> int:
     )
 
 
+def _requeued_already(session: Session, row: Trial) -> bool:
+    """Whether ``row``'s configuration is queued or running again already.
+
+    Optuna commits an enqueue on its own connection at once; if the API dies before
+    hone's transaction commits, the row is still ``running`` and the reaper fails it a
+    second time. Without this check that second pass would queue the configuration
+    twice, and it would run and count twice."""
+    later = select(Trial.id).where(
+        Trial.study_id == row.study_id, Trial.config_number == row.config_number, Trial.attempt > row.attempt
+    )
+    if session.scalar(later.limit(1)) is not None:
+        return True
+    joined = _optuna_trials.join(
+        _optuna_user_attrs, _optuna_user_attrs.c.trial_id == _optuna_trials.c.trial_id
+    )
+    waiting = (
+        select(func.count())
+        .select_from(joined)
+        .where(
+            _optuna_trials.c.study_id == row.study_id,
+            _optuna_trials.c.state == TrialState.WAITING,
+            _optuna_user_attrs.c.key == "hone_config_number",
+            _optuna_user_attrs.c.value_json == json.dumps(row.config_number),
+        )
+    )
+    return bool(session.scalar(waiting))
+
+
 def _fail(
     db: Database,
     held: Session | None,
@@ -609,8 +639,10 @@ def _fail(
             .values(state="failed", reason=reason[:4000], finished_at=now, updated_at=now)
         )
         _release_worker(session, row)
-        requeue = retry and (
-            reason == SHUTDOWN_REASON or _counted_failures(session, row) <= settings.max_retries
+        requeue = (
+            retry
+            and (reason == SHUTDOWN_REASON or _counted_failures(session, row) <= settings.max_retries)
+            and not _requeued_already(session, row)
         )
         study = session.get(Study, row.study_id)
         assert study is not None

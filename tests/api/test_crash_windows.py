@@ -1,0 +1,43 @@
+"""The windows a crash can fall into, replayed step by step (the chaos tests find them with
+real signals; these pin each one down deterministically)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import optuna
+from sqlalchemy import update
+
+from service.tables import Trial, utcnow
+from tests.api.conftest import Api
+from tests.api.test_leases import expire, granted, reap, rows
+
+
+def waiting(api: Api) -> int:
+    study = optuna.load_study(study_name="digits", storage=api.app.state.storage)
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+
+
+def test_a_reap_whose_commit_was_lost_does_not_queue_the_configuration_twice(api: Api) -> None:
+    api.create_study(rounds=[{"trials": 2}])
+    lease_id = granted(api)["lease"]["id"]
+    expire(api, lease_id)
+    assert reap(api) == 1
+    assert waiting(api) == 1
+    # The API died after Optuna committed the enqueue and before hone's row was failed.
+    past = utcnow() - timedelta(seconds=1)
+    with api.db.transaction() as session:
+        session.execute(
+            update(Trial).where(Trial.lease_id == lease_id).values(state="running", lease_expires_at=past)
+        )
+    assert reap(api) == 1
+    assert waiting(api) == 1, "the configuration was queued twice"
+    # Once the retry runs, a third pass must not queue it again either.
+    retry = granted(api)
+    assert retry["trial"]["params"] == rows(api)[0].params
+    with api.db.transaction() as session:
+        session.execute(
+            update(Trial).where(Trial.lease_id == lease_id).values(state="running", lease_expires_at=past)
+        )
+    assert reap(api) == 1
+    assert waiting(api) == 0
