@@ -26,7 +26,7 @@ def python_study(name: str, trials: int, **fixed: Any) -> dict[str, Any]:
         "name": name,
         "objective": {
             "trainer": "python",
-            "entrypoint": f"tests.chaos.objectives:{fixed.pop('entrypoint', 'steady')}",
+            "entrypoint": f"tests.chaos.paced:{fixed.pop('entrypoint', 'steady')}",
             "metric": "loss",
             "direction": "minimize",
             "max_epochs": 10,
