@@ -122,10 +122,19 @@ def round_is_finished(session: Session, *, study: Study, round: int, pending_ret
     caller counts Optuna's WAITING trials): until they run, the round is not over.
     """
     found = session.get(Round, (study.id, round))
-    if found is None:
+    if found is None or pending_retries > 0:
+        return False
+    # Every grant and result asks this: settle the common "budget not started yet" with one
+    # indexed count before grouping the round's configurations by their latest attempt.
+    started = session.scalar(
+        select(func.count())
+        .select_from(Trial)
+        .where(Trial.study_id == study.id, Trial.round == round, Trial.attempt == 0)
+    )
+    if int(started or 0) < found.budget:
         return False
     counts = round_counts(session, study_id=study.id, round=round)
-    return counts["started"] >= found.budget and counts["running"] == 0 and pending_retries <= 0
+    return counts["started"] >= found.budget and counts["running"] == 0
 
 
 def preview_next_round(session: Session, *, study: Study) -> Box:
