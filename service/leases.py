@@ -673,7 +673,30 @@ def expire_lease(
     now: datetime,
     opened: list[Round],
 ) -> bool:
-    """Fail a running trial whose lease ran out and re-queue it (used by the reaper)."""
+    """Fail a running trial whose lease ran out and re-queue it (used by the reaper).
+
+    If Optuna already holds the trial's result (the API died after Optuna committed it and
+    before hone did), that result is adopted instead: re-running the configuration would
+    put it in the study twice."""
+    recorded = storage.get_trial(row.trial_id)
+    if recorded.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        outcome: Outcome = "complete" if recorded.state == TrialState.COMPLETE else "prune"
+        value = recorded.value if outcome == "complete" else None
+        _end(
+            db,
+            held,
+            storage=storage,
+            row=row,
+            outcome=outcome,
+            value=value,
+            metrics=None,
+            now=now,
+            opened=opened,
+        )
+        logger.warning(
+            "lease expired after its result reached Optuna: kept trial %s as %s", row.number, outcome
+        )
+        return False
     silent = (now - (row.heartbeat_at or row.started_at)).total_seconds()
     reason = f"lease expired: no heartbeat for {silent:.0f} s (worker {row.worker_id})"
     return _fail(

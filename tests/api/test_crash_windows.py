@@ -41,3 +41,18 @@ def test_a_reap_whose_commit_was_lost_does_not_queue_the_configuration_twice(api
         )
     assert reap(api) == 1
     assert waiting(api) == 0
+
+
+def test_a_result_that_reached_optuna_before_the_api_died_is_kept_not_rerun(api: Api) -> None:
+    api.create_study(rounds=[{"trials": 1}])
+    grant = granted(api)
+    # The API died inside /complete: Optuna committed the value, hone's row did not.
+    api.app.state.storage.set_trial_state_values(
+        rows(api)[0].trial_id, optuna.trial.TrialState.COMPLETE, [0.125]
+    )
+    expire(api, grant["lease"]["id"])
+    assert reap(api) == 1
+    assert waiting(api) == 0, "the finished configuration was queued to run again"
+    [row] = rows(api)
+    assert (row.state, row.value) == ("complete", 0.125)
+    assert api.get(f"/studies/{grant['study']['id']}").json()["status"] == "completed"
