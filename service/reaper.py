@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from hone.settings import Settings
 from service import leases
 from service.db import Database
+from service.deps import storage_for
 from service.tables import Round, Study, Trial
 
 logger = logging.getLogger("hone.reaper")
@@ -123,12 +124,12 @@ async def run_reaper(app: FastAPI) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
+                # storage_for, in the thread: the storage is made on first use when the
+                # database was not reachable at start-up.
                 count = await asyncio.to_thread(
-                    reap_expired,
-                    db=app.state.db,
-                    storage=app.state.storage,
-                    settings=settings,
-                    now=datetime.now(UTC),
+                    lambda: reap_expired(
+                        db=app.state.db, storage=storage_for(app), settings=settings, now=datetime.now(UTC)
+                    )
                 )
                 if count:
                     logger.info("reaped %d trials", count)
