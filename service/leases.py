@@ -166,6 +166,29 @@ def _waiting_trials(session: Session, study_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
+def enqueued_configurations(session: Session, study_id: int) -> int:
+    """WAITING trials that are new configurations (user-enqueued), not retries of one."""
+    is_retry = (
+        select(_optuna_user_attrs.c.trial_id)
+        .where(
+            _optuna_user_attrs.c.trial_id == _optuna_trials.c.trial_id,
+            _optuna_user_attrs.c.key == "hone_config_number",
+        )
+        .exists()
+    )
+    query = select(func.count()).select_from(_optuna_trials)
+    query = query.where(
+        _optuna_trials.c.study_id == study_id, _optuna_trials.c.state == TrialState.WAITING, ~is_retry
+    )
+    return int(session.scalar(query) or 0)
+
+
+def started_configurations(session: Session, *, study_id: int, round: int) -> int:
+    """Configurations of a round that have had a first attempt (retries are not new ones)."""
+    query = select(func.count()).where(Trial.study_id == study_id, Trial.round == round, Trial.attempt == 0)
+    return int(session.scalar(query) or 0)
+
+
 def _running(session: Session, study_id: int) -> int:
     return int(
         session.scalar(select(func.count()).where(Trial.study_id == study_id, Trial.state == "running")) or 0
@@ -203,14 +226,7 @@ def _candidate(session: Session, *, study: Study, now: datetime, opened: list[Ro
     current = session.get(Round, (study.id, study.current_round))
     if current is None:
         return None
-    started = int(
-        session.scalar(
-            select(func.count()).where(
-                Trial.study_id == study.id, Trial.round == current.number, Trial.attempt == 0
-            )
-        )
-        or 0
-    )
+    started = started_configurations(session, study_id=study.id, round=current.number)
     if started >= current.budget and _waiting_trials(session, study.id) == 0:
         return None
     spec = StudySpec.model_validate(study.spec)

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import rounds
+from service import leases, rounds
 from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
 from service.results import best_trial, counts_by_study, trial_counts, trial_out
@@ -175,7 +175,6 @@ def enqueue(
         study = get_study(session, study_id=study_id)
         if study.status in ("stopped", "completed"):
             raise Conflict(f"the study is {study.status}; nothing more will run")
-        current_round = study.current_round
         spec = study_spec(study)
     distributions = spec.distributions()
     for name, value in params.items():
@@ -187,12 +186,27 @@ def enqueue(
         problem = _outside(distributions[name], value)
         if problem:
             raise InvalidInput(("body", "params", name), problem)
-    template = create_trial(
-        state=TrialState.WAITING,
-        system_attrs={"fixed_params": params},
-        user_attrs={"hone_round": current_round},
-    )
-    trial_id = storage.create_new_trial(study_id, template_trial=template)
+    # An enqueued configuration takes a slot of the current round's budget; under the grant
+    # lock, so a grant cannot start the round's last configuration in between.
+    with db.grant_lock:
+        with db.reading() as session:
+            study = get_study(session, study_id=study_id)
+            current_round = study.current_round
+            budget = session.get(Round, (study.id, current_round))
+            taken = leases.started_configurations(
+                session, study_id=study.id, round=current_round
+            ) + leases.enqueued_configurations(session, study.id)
+        if budget is not None and taken >= budget.budget:
+            raise Conflict(
+                f"round {current_round} has no room left ({budget.budget} configurations); "
+                "open the next round (POST /studies/{id}/rounds) to try more"
+            )
+        template = create_trial(
+            state=TrialState.WAITING,
+            system_attrs={"fixed_params": params},
+            user_attrs={"hone_round": current_round},
+        )
+        trial_id = storage.create_new_trial(study_id, template_trial=template)
     return EnqueuedTrial(
         number=storage.get_trial_number_from_id(trial_id), round=current_round, params=params
     )

@@ -148,3 +148,16 @@ def test_nothing_can_be_enqueued_on_a_stopped_study(api: Api) -> None:
     assert response.status_code == 409
     assert api.post(f"/studies/{study_id}/trials", json={"params": {}}).status_code == 422
     assert api.post("/studies/999/trials", json={"params": {"lr": 0.1}}).status_code == 404
+
+
+def test_enqueued_configurations_take_slots_of_the_round_budget(api: Api) -> None:
+    study_id = api.create_study(rounds=[{"trials": 2}, {"trials": 2}])["id"]
+    for lr in (0.01, 0.02):
+        assert api.post(f"/studies/{study_id}/trials", json={"params": {"lr": lr}}).status_code == 201
+    response = api.post(f"/studies/{study_id}/trials", json={"params": {"lr": 0.03}})
+    assert response.status_code == 409
+    assert "no room left" in response.json()["detail"]
+    # The two enqueued configurations are the round: the next lease after them is refused.
+    granted = [api.post("/leases", json={"worker": "w", "devices": ["cpu"]}, role="worker") for _ in range(3)]
+    assert [r.status_code for r in granted] == [201, 201, 204]
+    assert sorted(r.json()["trial"]["params"]["lr"] for r in granted[:2]) == [0.01, 0.02]
