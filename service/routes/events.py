@@ -18,6 +18,16 @@ from service.tables import utcnow
 router = APIRouter(prefix="/studies/{study_id}", tags=["events"])
 PING_S = 15
 MAX_STREAM_S = 3600
+# One server-sent event as clients (and schema checkers) parse it; ``data`` is JSON text.
+_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["trial", "summary", "deleted"]},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
 
 
 @router.get(
@@ -25,7 +35,7 @@ MAX_STREAM_S = 3600
     response_class=EventSourceResponse,
     summary="Server-sent events: `trial` per changed trial, then `summary`; `deleted` ends the stream",
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "Events"},
+        200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}, "description": "Events"},
         **error_responses(404, 422),
     },
 )

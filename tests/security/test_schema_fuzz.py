@@ -3,13 +3,15 @@
 Every check schemathesis has runs on every operation, with an admin token, on a fresh
 SQLite database (bar one, see ``ALL_CHECKS``), for valid and invalid inputs; then the stateful phase chains
 create → read → delete through the links schemathesis infers from the schema. The CI run
-is bounded (a few examples per operation); the long run (``make test-long``) explores
+is bounded and derandomized (a few examples per operation); the long run (``make test-long``) explores
 far more.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +23,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core.failures import AcceptedNegativeData, FailureGroup
 from schemathesis.generation import GenerationMode
 
 from hone.settings import Settings
@@ -54,13 +57,33 @@ def api_schema(fuzzed_app: FastAPI) -> Any:
     return schemathesis.openapi.from_asgi("/openapi.json", fuzzed_app)
 
 
+def _only_unknown_query_params(failure: Exception) -> bool:
+    # Like most HTTP APIs, hone ignores query parameters it does not know (a client may
+    # add cache busters); every other schema-violating request must be refused.
+    if not isinstance(failure, AcceptedNegativeData):
+        return False
+    _, _, tail = failure.message.partition("Invalid component:")
+    parts = [line.strip().lstrip("-").strip() for line in tail.splitlines() if line.strip()]
+    # The header part: the fuzzer dropped Authorization, which this test always sends.
+    ignorable = ("query: violates `additionalProperties`", "header: violates `required`")
+    return bool(parts) and all(part.startswith(ignorable) for part in parts)
+
+
 def _call(case: Any) -> None:
     if case.path.endswith("/events"):  # a stream lasts an hour by default
         case.query = {**(case.query or {}), "max_seconds": 0.2}
-    case.call_and_validate(headers=AUTH, checks=ALL_CHECKS)
+    try:
+        case.call_and_validate(headers=AUTH, checks=ALL_CHECKS)
+    except FailureGroup as group:
+        real = [failure for failure in group.exceptions if not _only_unknown_query_params(failure)]
+        if real:
+            raise FailureGroup(real) from group
+    except AcceptedNegativeData as failure:
+        if not _only_unknown_query_params(failure):
+            raise
 
 
-def fuzz_every_operation(api_schema: Any, examples: int) -> None:
+def fuzz_every_operation(api_schema: Any, examples: int, *, derandomize: bool = False) -> None:
     failures: list[str] = []
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) > 20
@@ -68,7 +91,12 @@ def fuzz_every_operation(api_schema: Any, examples: int) -> None:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=examples, phases=[Phase.explicit, Phase.generate, Phase.shrink], **_COMMON)
+            @settings(
+                max_examples=examples,
+                phases=[Phase.explicit, Phase.generate, Phase.shrink],
+                derandomize=derandomize,
+                **_COMMON,
+            )
             def run(case: Any) -> None:
                 _call(case)
 
@@ -81,18 +109,20 @@ def fuzz_every_operation(api_schema: Any, examples: int) -> None:
     assert not failures, "\n\n".join(failures)
 
 
-def run_stateful(api_schema: Any, *, examples: int, steps: int) -> None:
+def run_stateful(api_schema: Any, *, examples: int, steps: int, derandomize: bool = False) -> None:
     machine = api_schema.as_state_machine()
 
     seen: Counter[str] = Counter()
 
     class Workflow(machine):  # type: ignore[misc, valid-type]
         def before_call(self, case: Any) -> None:
-            # Random specs are nearly always (rightly) refused; every other create posts a
-            # valid one, so the chains behind a created study (read, pause, delete…) run.
-            if case.method == "POST" and case.path == "/api/v1/studies" and seen["create"] % 2 == 0:
-                case.body = spec(name=f"fuzz-{uuid.uuid4().hex[:8]}")
-            seen["create"] += case.method == "POST" and case.path == "/api/v1/studies"
+            # Random specs are nearly always (rightly) refused; half of the creates (chosen by
+            # the drawn body, so a replay chooses alike) post a valid one instead, so the
+            # chains behind a created study (read, pause, delete…) run.
+            if case.method == "POST" and case.path == "/api/v1/studies":
+                drawn = json.dumps(case.body, sort_keys=True, default=str).encode("utf-8", "replace")
+                if zlib.crc32(drawn) % 2 == 0:
+                    case.body = spec(name=f"fuzz-{uuid.uuid4().hex[:8]}")
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             return {"headers": AUTH}
@@ -101,18 +131,22 @@ def run_stateful(api_schema: Any, *, examples: int, steps: int) -> None:
             seen[f"{case.method} {case.path} {response.status_code}"] += 1
             case.validate_response(response, checks=ALL_CHECKS, headers=AUTH)
 
-    Workflow.run(settings=settings(max_examples=examples, stateful_step_count=steps, **_COMMON))
+    Workflow.run(
+        settings=settings(
+            max_examples=examples, stateful_step_count=steps, derandomize=derandomize, **_COMMON
+        )
+    )
     assert seen["POST /api/v1/studies 201"] > 0, seen
     followed = [key for key in seen if "{study_id}" in key and key.endswith((" 200", " 204"))]
     assert followed, f"no call followed a created study: {seen}"
 
 
 def test_no_operation_answers_5xx_or_breaks_its_schema(api_schema: Any) -> None:
-    fuzz_every_operation(api_schema, examples=6)
+    fuzz_every_operation(api_schema, examples=6, derandomize=True)
 
 
 def test_create_read_delete_sequences_never_answer_5xx(api_schema: Any) -> None:
-    run_stateful(api_schema, examples=8, steps=6)
+    run_stateful(api_schema, examples=15, steps=6, derandomize=True)
 
 
 @pytest.mark.long
