@@ -49,10 +49,10 @@ from sqlalchemy import Enum, column, func, select, table, update
 from sqlalchemy.orm import Session
 
 from hone.settings import Settings
-from service import rounds
+from service import optuna_rows, rounds
 from service.db import Database
 from service.errors import Conflict, NotFound
-from service.sampling import create_pruner, create_sampler, suggest_params
+from service.sampling import BoxSampler, create_pruner, create_sampler, suggest_params
 from service.spec import StudySpec
 from service.tables import Round, Study, Trial, Worker
 
@@ -90,6 +90,25 @@ def study_storage(storage: optuna.storages.RDBStorage, study: Study) -> BaseStor
         while len(_caches) > _CACHE_STUDIES:
             _caches.popitem(last=False)
         return cached
+
+
+# A study's spec never changes; parsing it (pydantic) on every grant and report cost more
+# than the rest of a report. Keyed like _caches, for the same reason.
+_specs: OrderedDict[tuple[int, str, datetime], StudySpec] = OrderedDict()
+
+
+def study_spec(study: Study) -> StudySpec:
+    """The study's validated spec, parsed once per process."""
+    key = (study.id, study.name, study.created_at)
+    with _caches_lock:
+        spec = _specs.get(key)
+    if spec is None:
+        spec = StudySpec.model_validate(study.spec)
+        with _caches_lock:
+            _specs[key] = spec
+            while len(_specs) > 64:
+                _specs.popitem(last=False)
+    return spec
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,7 @@ class _Candidate:
     box: dict[str, Any]
     round: int
     index: int
+    waiting: int
 
 
 @contextmanager
@@ -227,10 +247,17 @@ def _candidate(session: Session, *, study: Study, now: datetime, opened: list[Ro
     if current is None:
         return None
     started = started_configurations(session, study_id=study.id, round=current.number)
-    if started >= current.budget and _waiting_trials(session, study.id) == 0:
+    waiting = _waiting_trials(session, study.id)
+    if started >= current.budget and waiting == 0:
         return None
-    spec = StudySpec.model_validate(study.spec)
-    return _Candidate(study=study, spec=spec, box=dict(current.box), round=current.number, index=started)
+    return _Candidate(
+        study=study,
+        spec=study_spec(study),
+        box=dict(current.box),
+        round=current.number,
+        index=started,
+        waiting=waiting,
+    )
 
 
 def _studies_in_turn(session: Session, *, studies: list[int] | None) -> list[int]:
@@ -272,24 +299,98 @@ def grant_lease(
     """Lease the next trial to ``worker``, or None when no running study has work and room."""
     opened: list[Round] = []
     grant: Grant | None = None
+    candidate: _Candidate | None = None
     with held_transaction(db) as held:
         with session_in(db, held) as session:
-            order = _studies_in_turn(session, studies=studies)
-        for study_id in order:
-            with session_in(db, held) as session:
+            for study_id in _studies_in_turn(session, studies=studies):
                 study = _lock_study(session, study_id) if held is not None else session.get(Study, study_id)
                 if study is None:
                     continue
                 candidate = _candidate(session, study=study, now=now, opened=opened)
-            if candidate is None:
-                continue
-            grant = _ask(
-                db, held, storage=storage, settings=settings, candidate=candidate, worker=worker, now=now
-            )
-            break
-        with session_in(db, held) as session:
-            _seen(session, worker=worker, host=host, devices=devices, now=now, trial=grant)
+                if candidate is not None:
+                    break
+        seen = {"worker": worker, "host": host, "devices": devices, "now": now}
+        if candidate is not None and candidate.waiting == 0 and candidate.spec.sampler.type in _DRAWN:
+            grant = _draw(db, held, storage=storage, settings=settings, candidate=candidate, seen=seen)
+        else:
+            if candidate is not None:
+                grant = _ask(
+                    db, held, storage=storage, settings=settings, candidate=candidate, worker=worker, now=now
+                )
+            with session_in(db, held) as session:
+                _seen(session, worker=worker, host=host, devices=devices, now=now, trial=grant)
     publish_rounds(storage, opened)
+    return grant
+
+
+# Samplers whose draw depends only on (seed, trial number or index, box): no study history.
+_DRAWN = ("random", "sobol")
+
+
+def _draw(
+    db: Database,
+    held: Session | None,
+    *,
+    storage: optuna.storages.RDBStorage,
+    settings: Settings,
+    candidate: _Candidate,
+    seen: dict[str, Any],
+) -> Grant:
+    """A new configuration from a box sampler, in one transaction besides Optuna's create.
+
+    The same trial ``study.ask()`` + ``suggest_params`` would make (same params, same
+    distributions, same ``hone_round`` attribute), without one commit per parameter."""
+    spec, study_row, now = candidate.spec, candidate.study, seen["now"]
+    sampler = create_sampler(spec, box=candidate.box, index=candidate.index)
+    assert isinstance(sampler, BoxSampler)
+    trial_id = storage.create_new_trial(study_row.id)
+    lease_id = uuid.uuid4().hex
+    expires = now + timedelta(seconds=settings.grace_period)
+    try:
+        with session_in(db, held) as session:
+            number = optuna_rows.trial_number(session, trial_id)
+            drawn = optuna.trial.FixedTrial(
+                {name: sampler.value(number, name) for name in spec.space}, number
+            )
+            params = suggest_params(drawn, spec)
+            optuna_rows.add_params(
+                session, trial_id=trial_id, params=params, distributions=drawn.distributions
+            )
+            optuna_rows.add_user_attrs(session, trial_id=trial_id, attrs={"hone_round": candidate.round})
+            session.add(
+                Trial(
+                    study_id=study_row.id,
+                    trial_id=trial_id,
+                    number=number,
+                    round=candidate.round,
+                    config_number=number,
+                    attempt=0,
+                    state="running",
+                    params=params,
+                    lease_id=lease_id,
+                    lease_expires_at=expires,
+                    heartbeat_at=now,
+                    worker_id=seen["worker"],
+                    started_at=now,
+                    updated_at=now,
+                )
+            )
+            session.execute(update(Study).where(Study.id == study_row.id).values(last_granted_at=now))
+            grant = Grant(
+                lease_id=lease_id,
+                expires_at=expires,
+                heartbeat_interval=settings.heartbeat_interval,
+                study_id=study_row.id,
+                study_name=study_row.name,
+                number=number,
+                params=params,
+                round=candidate.round,
+                objective=objective_for_worker(spec),
+            )
+            _seen(session, **seen, trial=grant)
+    except Exception:
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        raise
     return grant
 
 

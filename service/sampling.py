@@ -95,8 +95,11 @@ class BoxSampler(BaseSampler):
     ) -> Any:
         if param_name not in self._spec.space:
             return self._fallback.sample_independent(study, trial, param_name, param_distribution)
-        coordinate = self.coordinate(trial.number, param_name)
-        return value_at(self._spec.space[param_name], self._box[param_name], coordinate)
+        return self.value(trial.number, param_name)
+
+    def value(self, number: int, name: str) -> Any:
+        """Parameter ``name`` of trial ``number``: what :meth:`sample_independent` draws."""
+        return value_at(self._spec.space[name], self._box[name], self.coordinate(number, name))
 
     def coordinate(self, number: int, name: str) -> float:
         """The point in [0, 1) that becomes parameter ``name`` of trial ``number``."""

@@ -1,0 +1,84 @@
+"""The lease hot path writes Optuna's rows itself (service.optuna_rows): what Optuna then
+reads must be what ``study.ask()`` + ``suggest_*`` and ``trial.report()`` would have stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+
+from service.leases import study_spec
+from service.sampling import create_sampler, suggest_params
+from service.tables import Study
+from tests.api.conftest import Api
+
+SPACE: dict[str, Any] = {
+    "lr": {"type": "float", "low": 1e-5, "high": 1.0, "scale": "log"},
+    "beta": {"type": "float", "low": 0.5, "high": 0.999, "scale": "reverse_log"},
+    "keep_prob": {"type": "float", "low": 0.5, "high": 1.0, "step": 0.05},
+    "units": {"type": "int", "low": 16, "high": 1024, "scale": "log"},
+    "layers": {"type": "int", "low": 1, "high": 4},
+    "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "adam"]},
+    "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer": ["momentum"]}},
+    "batch_norm": {"type": "categorical", "choices": [True, False]},
+}
+OBJECTIVE = {
+    "trainer": "python",
+    "entrypoint": "benchmarks.objectives:noop",
+    "metric": "value",
+    "direction": "minimize",
+}
+
+
+def lease(api: Api, study_id: int) -> dict[str, Any]:
+    response = api.post("/leases", "worker", json={"worker": "w", "studies": [study_id]})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.parametrize("sampler", ["random", "sobol"])
+def test_a_granted_trial_is_stored_as_ask_and_suggest_would_store_it(api: Api, sampler: str) -> None:
+    study = api.create_study(
+        objective=OBJECTIVE, space=SPACE, sampler={"type": sampler, "seed": 7}, rounds=[{"trials": 12}]
+    )
+    storage = api.app.state.storage
+    with api.db.reading() as session:
+        row = session.get(Study, study["id"])
+        assert row is not None
+        spec = study_spec(row)
+    for index in range(12):
+        grant = lease(api, study["id"])
+        number = grant["trial"]["number"]
+        stored = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study["id"], number))
+
+        # The same draw through Optuna's own ask/suggest, on a scratch study at the same number.
+        scratch = optuna.create_study(sampler=create_sampler(spec, box={}, index=index))
+        for _ in range(number):
+            scratch.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+        asked = scratch.ask()
+        expected = suggest_params(asked, spec)
+
+        assert stored.state == optuna.trial.TrialState.RUNNING
+        assert stored.params == grant["trial"]["params"] == expected
+        assert stored.distributions == asked.distributions
+        assert stored.user_attrs == {"hone_round": 1}
+
+
+def test_reported_values_reach_optuna_and_a_repeated_step_replaces_its_value(api: Api) -> None:
+    study = api.create_study(objective=OBJECTIVE, space=SPACE)
+    grant = lease(api, study["id"])
+    lease_id = grant["lease"]["id"]
+    for step, value in ((1, 0.5), (2, 0.25), (2, 0.125)):
+        response = api.post(f"/leases/{lease_id}/report", "worker", json={"step": step, "value": value})
+        assert response.status_code == 200, response.text
+    storage = api.app.state.storage
+    stored = storage.get_trial(
+        storage.get_trial_id_from_study_id_trial_number(study["id"], grant["trial"]["number"])
+    )
+    assert stored.intermediate_values == {1: 0.5, 2: 0.125}
+    assert api.post(f"/leases/{lease_id}/complete", "worker", json={"value": 0.125}).status_code == 200
+    response = api.post(f"/leases/{lease_id}/report", "worker", json={"step": 3, "value": 0.1})
+    assert response.status_code == 409
+    assert storage.get_trial(stored._trial_id).intermediate_values == {1: 0.5, 2: 0.125}
