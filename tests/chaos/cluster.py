@@ -113,13 +113,8 @@ class Cluster:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self, **extra: str) -> dict[str, str]:
-        return clean_env(
-            HONE_DATABASE_URL=self.database_url,
-            HONE_ADMIN_TOKEN=ADMIN_TOKEN,
-            **TIMINGS,
-            **self.settings,
-            **extra,
-        )
+        base = {"HONE_DATABASE_URL": self.database_url, "HONE_ADMIN_TOKEN": ADMIN_TOKEN}
+        return clean_env(**{**base, **TIMINGS, **self.settings, **extra})
 
     def upgrade(self) -> None:
         done = run_hone("db", "upgrade", env=self.env(), cwd=REPO)
