@@ -53,7 +53,7 @@ from service import optuna_rows, rounds
 from service.db import Database
 from service.errors import Conflict, NotFound
 from service.sampling import BoxSampler, create_pruner, create_sampler, suggest_params
-from service.spec import StudySpec
+from service.spec import PrunerSpec, StudySpec
 from service.tables import Round, Study, Trial, Worker
 
 logger = logging.getLogger("hone.leases")
@@ -529,33 +529,80 @@ def report(
     value: float,
     now: datetime,
 ) -> bool:
-    """Record a step's value; True when the study's pruner says the trial should stop."""
-    with db.reading() as session:
-        row = _lease_row(session, lease_id)
+    """Record a step's value; True when the study's pruner says the trial should stop.
+
+    One transaction: the lease is checked, the value written to Optuna's table and the
+    trial's row updated. The pruner runs after it (reads only), and not at all where it
+    cannot prune yet (warm-up steps, too few completed trials)."""
+    with db.transaction() as session:
+        row = _lease_row(session, lease_id, lock=not db.is_sqlite)
         _check_live(row, now)
+        if optuna_rows.trial_state(session, row.trial_id) != TrialState.RUNNING:
+            raise Conflict(f"lease {lease_id} is over: Optuna's trial {row.number} is finished")
+        optuna_rows.set_intermediate_value(session, trial_id=row.trial_id, step=step, value=value)
+        session.execute(
+            update(Trial)
+            .where(Trial.id == row.id, Trial.state == "running")
+            .values(last_step=step, heartbeat_at=now, updated_at=now)
+        )
         study_row = session.get(Study, row.study_id)
         assert study_row is not None
-    spec = StudySpec.model_validate(study_row.spec)
-    study = optuna.Study(
-        study_name=study_row.name,
-        storage=study_storage(storage, study_row),
-        sampler=optuna.samplers.RandomSampler(),  # cheap before_trial; nothing is sampled here
-        pruner=create_pruner(spec),
-    )
-    try:
-        storage.set_trial_intermediate_value(row.trial_id, step, value)
-        # What Trial.should_prune() does, without its extra reads when nothing can prune.
-        prune = not isinstance(study.pruner, optuna.pruners.NopPruner) and study.pruner.prune(
-            study, storage.get_trial(row.trial_id)
+        spec = study_spec(study_row)
+        if not _may_prune(session, spec.pruner, study_id=row.study_id, step=step):
+            return False
+        # The median and percentile pruners read only the trial's own intermediate values.
+        light = spec.pruner.type in ("median", "percentile")
+        trial = (
+            optuna_rows.reported_trial(session, trial_id=row.trial_id, number=row.number) if light else None
         )
+    study = _pruning_study(storage, study_row, spec)
+    try:
+        prune = study.pruner.prune(study, trial or storage.get_trial(row.trial_id))
     except (UpdateFinishedTrialError, RuntimeError) as error:
         raise Conflict(f"lease {lease_id} is over: {error}") from error
-    values: dict[str, Any] = {"last_step": step, "heartbeat_at": now, "updated_at": now}
     if prune:
-        values["reason"] = f"pruned by {spec.pruner.type} pruner at step {step}: value {value:.4g}"
-    with db.transaction() as session:
-        session.execute(update(Trial).where(Trial.id == row.id, Trial.state == "running").values(**values))
-    return prune
+        reason = f"pruned by {spec.pruner.type} pruner at step {step}: value {value:.4g}"
+        with db.transaction() as session:
+            session.execute(
+                update(Trial).where(Trial.id == row.id, Trial.state == "running").values(reason=reason)
+            )
+    return bool(prune)
+
+
+def _may_prune(session: Session, pruner: PrunerSpec, *, study_id: int, step: int) -> bool:
+    """False where the study's pruner provably answers no (saving its reads of the study)."""
+    if pruner.type == "none":
+        return False
+    if pruner.type in ("median", "percentile"):
+        if step < pruner.n_warmup_steps:
+            return False
+        # Optuna's percentile pruner needs n_startup_trials completed trials, and at least one.
+        needed = max(pruner.n_startup_trials, 1)
+        return optuna_rows.completed_trials(session, study_id=study_id, up_to=needed) >= needed
+    return True
+
+
+_studies: OrderedDict[tuple[int, int, str, datetime], optuna.Study] = OrderedDict()
+
+
+def _pruning_study(storage: optuna.storages.RDBStorage, study_row: Study, spec: StudySpec) -> optuna.Study:
+    """An Optuna Study with the spec's pruner over the cached storage, made once per process
+    (making one reads the database; pruners keep no state that another report could spoil)."""
+    key = (id(storage), study_row.id, study_row.name, study_row.created_at)
+    with _caches_lock:
+        study = _studies.get(key)
+    if study is None:
+        study = optuna.Study(
+            study_name=study_row.name,
+            storage=study_storage(storage, study_row),
+            sampler=optuna.samplers.RandomSampler(),  # cheap before_trial; nothing is sampled here
+            pruner=create_pruner(spec),
+        )
+        with _caches_lock:
+            _studies[key] = study
+            while len(_studies) > _CACHE_STUDIES:
+                _studies.popitem(last=False)
+    return study
 
 
 def finish(

@@ -22,7 +22,7 @@ from optuna.storages._rdb.models import (
     TrialParamModel,
     TrialUserAttributeModel,
 )
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -89,6 +89,30 @@ def set_intermediate_value(session: Session, *, trial_id: int, step: int, value:
                 trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind
             )
         )
+
+
+def reported_trial(session: Session, *, trial_id: int, number: int) -> FrozenTrial:
+    """A running trial with its intermediate values only (what a percentile pruner reads)."""
+    query = select(
+        _intermediate.c.step, _intermediate.c.intermediate_value, _intermediate.c.intermediate_value_type
+    )
+    values = {
+        int(step): TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
+        for step, value, kind in session.execute(query.where(_intermediate.c.trial_id == trial_id))
+    }
+    return FrozenTrial(
+        number=number,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values=values,
+        trial_id=trial_id,
+    )
 
 
 def completed_trials(session: Session, *, study_id: int, up_to: int) -> int:
