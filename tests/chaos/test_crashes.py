@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 RECOVERY_S = GRACE_PERIOD + 0.3 + 3  # grace period + reaper interval + a slow CI machine
 
 
+@pytest.mark.long  # CI: tests/chaos/test_worker_signals.py covers the single kill on both databases
 def test_a_worker_killed_mid_trial_is_reaped_within_the_grace_period_and_nothing_is_lost(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -79,6 +80,7 @@ def test_the_api_killed_mid_request_recovers_and_loses_nothing(postgres_url: str
         assert all(worker.alive() for worker in hone.workers), "a worker gave up while the API was down"
 
 
+@pytest.mark.long  # CI: tests/chaos/test_worker_signals.py covers SIGSTOP/SIGCONT on both databases
 def test_a_worker_stopped_past_its_lease_gets_409_after_sigcont_and_the_trial_counts_once(
     postgres_url: str, tmp_path: Path
 ) -> None:
