@@ -8,8 +8,11 @@ the same trial budget, the same objective and the same seeds:
   can write, not a straw man); a grid larger than the budget is visited in a seeded order.
 - ``random``: one round of random sampling on each parameter's scale.
 - ``sobol``: one round of scrambled Sobol points.
-- ``coarse_to_fine``: random sampling in 3 rounds of 50 % / 25 % / 25 % of the budget, each
-  round's box narrowed around the best trials so far (hone's default narrowing rule).
+- ``coarse_to_fine``: random sampling in 3 rounds of 50 % / 25 % / 25 % of the budget (the
+  split the README recommends), each round's box narrowed around the best trials so far by
+  hone's default narrowing rule, untuned per task. Its round 1 draws the same points as
+  ``random``'s first half (same seed, same trial numbers), so the two differ only in where
+  the second half is drawn.
 - ``tpe``: Optuna's TPE (10 random start-up trials), one round.
 
 Tasks: analytic objectives with known optima (Branin, Hartmann-6, a log-scale learning-rate

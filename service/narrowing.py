@@ -8,13 +8,18 @@ far, coarse to fine:
 1. per numeric parameter, on its own scale (log10 x for log, log10(1 - x) for
    reverse_log), take the span of the top trials' values and widen each side by
    ``margin`` times the current box's width; the result stays inside the current box
-   (it never drops a top trial's value) and always inside the original bounds;
+   (it never drops a top trial's value; only rules 2 and 3 reach past it) and always
+   inside the original bounds;
 2. boundary rule (the Deep Learning Tuning Playbook's): if the incumbent (``top[0]``)
    lies within that margin of an edge of the current box, the optimum may lie beyond
    it, so that side is pushed one margin *past* the current box instead of clipped;
-3. ends are rounded outward onto the step grid (ints always have one);
-4. categorical parameters keep the choices the top trials used;
-5. a parameter none of the top trials has (a conditional one) keeps its current range.
+3. floor: a box keeps at least ``min_width`` of the current box's width per round. A
+   handful of top trials from a small round locate the basin only roughly, so a box
+   that would shrink more is widened to that width around the incumbent (the best
+   guess of where the optimum is), shifted inside the original bounds;
+4. ends are rounded outward onto the step grid (ints always have one);
+5. categorical parameters keep the choices the top trials used;
+6. a parameter none of the top trials has (a conditional one) keeps its current range.
 
 Every box contains the incumbent, and never leaves the original distribution, so every
 trial stays valid against the study's one search space.
@@ -62,10 +67,18 @@ def full_box(spec: StudySpec) -> Box:
     return box
 
 
-def narrow(*, spec: StudySpec, box: Box, top: Sequence[Mapping[str, Any]], margin: float) -> Box:
+def narrow(
+    *,
+    spec: StudySpec,
+    box: Box,
+    top: Sequence[Mapping[str, Any]],
+    margin: float,
+    min_width: float = 0.0,
+) -> Box:
     """The next round's box from the params of the top trials (best first). Pure.
 
-    With no top trials the box is returned unchanged.
+    ``min_width`` is the floor of rule 3 (0: none). With no top trials the box is
+    returned unchanged.
     """
     if not top:
         return _copy(box)
@@ -82,12 +95,20 @@ def narrow(*, spec: StudySpec, box: Box, top: Sequence[Mapping[str, Any]], margi
             narrowed[name] = {"choices": used}
         else:
             assert "low" in entry
-            narrowed[name] = _narrow_numeric(param, entry, values, incumbent.get(name), margin)
+            narrowed[name] = _narrow_numeric(
+                param, entry, values, incumbent.get(name), margin=margin, min_width=min_width
+            )
     return narrowed
 
 
 def _narrow_numeric(
-    param: NumericParam, entry: NumericRange, values: list[Any], incumbent: Any, margin: float
+    param: NumericParam,
+    entry: NumericRange,
+    values: list[Any],
+    incumbent: Any,
+    *,
+    margin: float,
+    min_width: float,
 ) -> NumericRange:
     box_lo, box_hi = scale_range(param, entry["low"], entry["high"])
     full_lo, full_hi = scale_range(param, param.low, param.high)
@@ -97,18 +118,31 @@ def _narrow_numeric(
     top_lo, top_hi = min(positions), max(positions)
     lo = max(top_lo - pad, min(box_lo, top_lo))
     hi = min(top_hi + pad, max(box_hi, top_hi))
+    centre = (top_lo + top_hi) / 2
     if incumbent is not None:
-        best = to_scale(param, float(incumbent))
-        if best - box_lo <= pad:
-            lo = min(lo, min(best, box_lo) - pad)
-        if box_hi - best <= pad:
-            hi = max(hi, max(best, box_hi) + pad)
-    low, high = value_range(param, max(lo, full_lo), min(hi, full_hi))
+        centre = to_scale(param, float(incumbent))
+        if centre - box_lo <= pad:
+            lo = min(lo, min(centre, box_lo) - pad)
+        if box_hi - centre <= pad:
+            hi = max(hi, max(centre, box_hi) + pad)
+    lo, hi = _keep_width(max(lo, full_lo), min(hi, full_hi), centre, min_width * width, full_lo, full_hi)
+    low, high = value_range(param, lo, hi)
     low, high = snap_down(param, low), snap_up(param, high)
     if incumbent is not None:
         # Float round trips through log10 must not shave the incumbent off an end.
         low, high = min(low, incumbent), max(high, incumbent)
     return {"low": low, "high": high}
+
+
+def _keep_width(
+    lo: float, hi: float, centre: float, least: float, full_lo: float, full_hi: float
+) -> tuple[float, float]:
+    """``[lo, hi]`` widened, where narrower than ``least``, to also cover ``least`` around
+    ``centre``, that window shifted inside ``[full_lo, full_hi]``."""
+    if hi - lo >= least:
+        return lo, hi
+    start = min(max(centre - least / 2, full_lo), max(full_hi - least, full_lo))
+    return min(lo, start), max(hi, start + least)
 
 
 def validate_box(spec: StudySpec, box: Mapping[str, Any]) -> Box:

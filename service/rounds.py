@@ -150,7 +150,9 @@ def preview_next_round(session: Session, *, study: Study) -> Box:
     rule = spec.narrowing
     n_top = min(n_complete, max(rule.min_top, math.ceil(rule.top_fraction * n_complete)))
     top = top_trials(session, study=study, limit=n_top)
-    return narrow(spec=spec, box=box, top=[t.params for t in top], margin=rule.margin)
+    return narrow(
+        spec=spec, box=box, top=[t.params for t in top], margin=rule.margin, min_width=rule.min_width
+    )
 
 
 def close_round(session: Session, *, study: Study, now: datetime) -> Round:

@@ -460,15 +460,18 @@ class NarrowingSpec(BaseModel):
     """How round r+1's box is computed from the best completed trials so far.
 
     ``top = max(min_top, ceil(top_fraction * completed))`` trials are taken; each numeric
-    parameter's box spans their values widened by ``margin`` (a fraction of that span, on
-    the parameter's own scale), clipped to the original bounds.
+    parameter's box spans their values widened by ``margin`` (a fraction of the current
+    box's width, on the parameter's own scale), clipped to the original bounds, and keeps
+    at least ``min_width`` of the current box's width (widened around the incumbent), so a
+    few noisy top trials of a small round cannot shrink it to a sliver.
     """
 
     model_config = _strict()
 
-    top_fraction: float = Field(default=0.2, gt=0, le=1)
-    min_top: int = Field(default=3, ge=1, le=MAX_TOTAL_TRIALS)
+    top_fraction: float = Field(default=0.1, gt=0, le=1)
+    min_top: int = Field(default=2, ge=1, le=MAX_TOTAL_TRIALS)
     margin: float = Field(default=0.1, ge=0, le=10)
+    min_width: float = Field(default=0.5, ge=0, le=1)
 
 
 class StudySpec(BaseModel):

@@ -153,6 +153,61 @@ def test_a_single_top_trial_still_gives_a_box_with_room(spec: StudySpec) -> None
     assert entry["low"] < 0.75 < entry["high"]
 
 
+def test_a_box_keeps_min_width_of_the_current_box_around_the_incumbent(spec: StudySpec) -> None:
+    top = [_trial(keep_prob=0.7), _trial(keep_prob=0.72)]
+    entry = narrow(spec=spec, box=full_box(spec), top=top, margin=0.1, min_width=0.5)["keep_prob"]
+    # the top span with its margin, [0.65, 0.77], is under half the width 0.5: widened to
+    # 0.25 centred on the incumbent 0.7
+    assert entry == pytest.approx({"low": 0.575, "high": 0.825})
+
+
+def test_the_floor_of_a_log_parameter_is_centred_in_log_space(spec: StudySpec) -> None:
+    top = [_trial(lr=1e-2), _trial(lr=1.2e-2)]
+    entry = narrow(spec=spec, box=full_box(spec), top=top, margin=0.0, min_width=0.5)["lr"]
+    assert "low" in entry
+    # two of the four decades, one on each side of the incumbent
+    assert math.log10(entry["low"]) == pytest.approx(-3.0)
+    assert math.log10(entry["high"]) == pytest.approx(-1.0)
+
+
+def test_the_floor_is_shifted_inside_the_original_bounds(spec: StudySpec) -> None:
+    top = [_trial(keep_prob=1.0), _trial(keep_prob=0.99)]
+    entry = narrow(spec=spec, box=full_box(spec), top=top, margin=0.0, min_width=0.5)["keep_prob"]
+    assert entry == pytest.approx({"low": 0.75, "high": 1.0})
+
+
+def test_a_box_wider_than_the_floor_is_left_as_the_margin_rule_made_it(spec: StudySpec) -> None:
+    top = [_trial(keep_prob=0.6), _trial(keep_prob=0.9)]
+    with_floor = narrow(spec=spec, box=full_box(spec), top=top, margin=0.1, min_width=0.5)["keep_prob"]
+    assert with_floor == narrow(spec=spec, box=full_box(spec), top=top, margin=0.1)["keep_prob"]
+    assert with_floor == pytest.approx({"low": 0.55, "high": 0.95})
+
+
+def test_an_incumbent_at_the_edge_still_widens_past_the_box_with_a_floor(spec: StudySpec) -> None:
+    box = validate_box(spec, {"keep_prob": {"low": 0.6, "high": 0.8}})
+    top = [_trial(keep_prob=0.8), _trial(keep_prob=0.79)]
+    without = narrow(spec=spec, box=box, top=top, margin=0.1)["keep_prob"]
+    assert without == pytest.approx({"low": 0.77, "high": 0.82})
+    entry = narrow(spec=spec, box=box, top=top, margin=0.1, min_width=0.5)["keep_prob"]
+    # half the box's width 0.2, centred on the incumbent at its edge: past the box too
+    assert entry == pytest.approx({"low": 0.75, "high": 0.85})
+
+
+def test_boxes_shrink_by_at_most_the_floor_per_round_and_keep_the_incumbent(spec: StudySpec) -> None:
+    incumbent = _trial(lr=0.003, hidden_units=77, keep_prob=0.81)
+    top = [incumbent, _trial(lr=0.0031, hidden_units=77, keep_prob=0.8)]
+    box = full_box(spec)
+    for _ in range(5):
+        narrowed = narrow(spec=spec, box=box, top=top, margin=0.0, min_width=0.5)
+        for name, scale in (("lr", "log"), ("keep_prob", "linear")):
+            assert _width(narrowed, name, scale) >= 0.5 * _width(box, name, scale) - 1e-9
+        # ints are rounded outward, so they keep at least as much
+        assert _width(narrowed, "hidden_units") >= 0.5 * _width(box, "hidden_units")
+        assert box_contains(narrowed, incumbent)
+        box = narrowed
+    assert _width(box, "lr", "log") == pytest.approx(4 * 0.5**5)
+
+
 @pytest.mark.parametrize(
     ("box", "fragment"),
     [

@@ -150,10 +150,12 @@ def test_preview_narrows_around_the_best_completed_trials(db: Database, example:
             _trial(session, study, number=number, value=float(number), lr=10 ** (-4 + 0.4 * number))
         _trial(session, study, number=10, state="pruned", value=100.0, lr=1e-4)
         box = preview_next_round(session, study=study)
-    # top = max(3, ceil(0.2 * 10)) = 3: lr of trials 9, 8, 7 spans 10**-0.4 .. 10**-1.2
-    assert box["lr"]["low"] > 1e-2  # type: ignore[typeddict-item]
+    # top = max(3, ceil(0.2 * 10)) = 3: lr of trials 9, 8, 7 spans 10**-1.2 .. 10**-0.4, 1.6 decades
+    # with the margin; the box keeps half of the 4 decades (min_width 0.5) inside the bounds
+    assert box["lr"]["low"] == pytest.approx(1e-2)  # type: ignore[typeddict-item]
+    assert box["lr"]["high"] == 1.0  # type: ignore[typeddict-item]
     assert box_contains(box, {"lr": 10**-0.4})
-    assert not box_contains(box, {"lr": 1e-4})
+    assert not box_contains(box, {"lr": 1e-3})
 
 
 def test_preview_with_no_completed_trial_keeps_the_box(db: Database, example: dict[str, Any]) -> None:

@@ -335,6 +335,12 @@ MISTAKES: list[tuple[str, Mutation, tuple[Any, ...], str]] = [
         ("narrowing", "top_fraction"),
         "less than or equal to 1",
     ),
+    (
+        "a min_width above 1",
+        _set(("narrowing", "min_width"), 1.5),
+        ("narrowing", "min_width"),
+        "less than or equal to 1",
+    ),
     ("a typo at the top", _set(("sampeler",), {}), ("sampeler",), "Extra"),
 ]
 
