@@ -52,6 +52,7 @@ from hone.settings import Settings
 from service import optuna_rows, rounds
 from service.db import Database
 from service.errors import Conflict, NotFound
+from service.pruner_storage import PrunerStorage
 from service.sampling import BoxSampler, create_pruner, create_sampler, suggest_params
 from service.spec import PrunerSpec, StudySpec
 from service.tables import Round, Study, Trial, Worker
@@ -556,6 +557,10 @@ def report(
             optuna_rows.reported_trial(session, trial_id=row.trial_id, number=row.number) if light else None
         )
     study = _pruning_study(storage, study_row, spec)
+    assert isinstance(study._storage, PrunerStorage)
+    with db.reading() as session:
+        study._storage.probe(session, row.study_id)
+    study._storage.load(row.study_id)
     try:
         prune = study.pruner.prune(study, trial or storage.get_trial(row.trial_id))
     except (UpdateFinishedTrialError, RuntimeError) as error:
@@ -594,7 +599,7 @@ def _pruning_study(storage: optuna.storages.RDBStorage, study_row: Study, spec: 
     if study is None:
         study = optuna.Study(
             study_name=study_row.name,
-            storage=study_storage(storage, study_row),
+            storage=PrunerStorage(storage),
             sampler=optuna.samplers.RandomSampler(),  # cheap before_trial; nothing is sampled here
             pruner=create_pruner(spec),
         )

@@ -82,3 +82,25 @@ def test_reported_values_reach_optuna_and_a_repeated_step_replaces_its_value(api
     response = api.post(f"/leases/{lease_id}/report", "worker", json={"step": 3, "value": 0.1})
     assert response.status_code == 409
     assert storage.get_trial(stored._trial_id).intermediate_values == {1: 0.5, 2: 0.125}
+
+
+def test_the_pruner_sees_a_trial_that_finished_after_a_later_one(api: Api) -> None:
+    study = api.create_study(
+        objective=OBJECTIVE,
+        space=SPACE,
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+    )
+
+    def report(lease_id: str, value: float) -> bool:
+        response = api.post(f"/leases/{lease_id}/report", "worker", json={"step": 1, "value": value})
+        assert response.status_code == 200, response.text
+        prune: bool = response.json()["prune"]
+        return prune
+
+    a, b, c = (lease(api, study["id"])["lease"]["id"] for _ in range(3))
+    assert report(a, 10.0) is False and report(b, 1.0) is False
+    assert api.post(f"/leases/{b}/complete", "worker", json={"value": 1.0}).status_code == 200
+    assert report(c, 100.0) is True  # the median of {b: 1.0}; a is still running
+    assert api.post(f"/leases/{a}/complete", "worker", json={"value": 10.0}).status_code == 200
+    d = lease(api, study["id"])["lease"]["id"]
+    assert report(d, 3.0) is False  # the median of {a: 10.0, b: 1.0} is 5.5; without a it would prune

@@ -1,0 +1,96 @@
+"""The storage a study's pruner reads through on each report: finished trials, cheaply.
+
+A pruner asks for the study's finished trials (the median pruner: COMPLETE ones) on
+every report. Optuna's ``_CachedStorage`` answers by re-reading every unfinished trial of
+the study in full (params, attributes, all intermediate values) each time, so each
+report cost as many full trial reads as there were trials running. Here a report first
+probes Optuna's ``trials`` table for ids and states only (new ids, and the ids it saw
+unfinished), inside the report's own transaction; only trials that finished since are
+read in full, once. Finished trials never change, so they are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Container, Iterable
+
+import optuna
+from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._rdb.models import TrialModel
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+_trials = TrialModel.__table__
+
+
+class _Seen:
+    def __init__(self) -> None:
+        self.finished: dict[int, FrozenTrial] = {}
+        self.open: set[int] = set()
+        self.pending: set[int] = set()  # finished, not read yet
+        self.watermark = -1
+
+
+class PrunerStorage(_CachedStorage):
+    """Optuna's cached storage, but finished trials come from :meth:`probe` + :meth:`load`.
+
+    Call ``probe(session, study_id)`` then ``load(study_id)`` before each pruning decision;
+    ``get_all_trials`` with only finished states then answers from memory."""
+
+    def __init__(self, backend: optuna.storages.RDBStorage) -> None:
+        super().__init__(backend)
+        self._seen: dict[int, _Seen] = {}
+        self._seen_lock = threading.Lock()
+
+    def _study(self, study_id: int) -> _Seen:
+        return self._seen.setdefault(study_id, _Seen())
+
+    def probe(self, session: Session, study_id: int) -> None:
+        """Note which trials finished since the last probe (ids and states only)."""
+        with self._seen_lock:
+            seen = self._study(study_id)
+            query = select(_trials.c.trial_id, _trials.c.state)
+            rows = list(
+                session.execute(
+                    query.where(_trials.c.trial_id > seen.watermark, _trials.c.study_id == study_id)
+                )
+            )
+            if seen.open:
+                rows += session.execute(query.where(_trials.c.trial_id.in_(sorted(seen.open))))
+            for trial_id, state in rows:
+                seen.watermark = max(seen.watermark, trial_id)
+                if TrialState(state).is_finished():
+                    seen.open.discard(trial_id)
+                    seen.pending.add(trial_id)
+                else:
+                    seen.open.add(trial_id)
+
+    def load(self, study_id: int) -> None:
+        """Read in full the trials :meth:`probe` found finished."""
+        with self._seen_lock:
+            seen = self._study(study_id)
+            if not seen.pending:
+                return
+            trials = self._backend._get_trials(study_id, None, set(seen.pending), max(seen.pending))
+            for trial in trials:
+                trial_id = trial._trial_id
+                seen.watermark = max(seen.watermark, trial_id)
+                if trial.state.is_finished():
+                    seen.finished[trial_id] = trial
+                    seen.open.discard(trial_id)
+                    seen.pending.discard(trial_id)
+                else:
+                    seen.open.add(trial_id)
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        if not isinstance(states, Iterable) or not all(TrialState(s).is_finished() for s in states):
+            return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        wanted = set(states)
+        with self._seen_lock:
+            trials = [t for t in self._study(study_id).finished.values() if t.state in wanted]
+        trials.sort(key=lambda t: t.number)
+        return copy.deepcopy(trials) if deepcopy else trials
