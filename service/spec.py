@@ -145,6 +145,10 @@ class FloatParam(_Param):
             if self.scale == "log":
                 raise SpecError(("step",), "step cannot be combined with a log scale")
             count = (self.high - self.low) / self.step
+            if not math.isfinite(count):  # a range past the float limit, or a vanishing step
+                raise SpecError(
+                    ("step",), f"step {self.step} is too small for the range {self.low} to {self.high}"
+                )
             if count < 1 or abs(count - round(count)) > 1e-6 * max(1.0, count):
                 raise SpecError(
                     ("step",), f"step {self.step} must divide high - low ({self.high - self.low})"

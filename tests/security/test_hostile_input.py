@@ -44,6 +44,16 @@ BAD_SPECS: list[tuple[str, str, set[int]]] = [
         json.dumps(spec(**_lr(scale="linear", low=-1.7e308, high=1.7e308))),
         {201, 422},
     ),
+    (
+        "a step over a range past the float limit",
+        json.dumps(spec(space={"lr": {"type": "float", "low": -1.7e308, "high": 1.7e308, "step": 1.0}})),
+        {422},
+    ),
+    (
+        "a vanishing step",
+        json.dumps(spec(space={"lr": {"type": "float", "low": 1e-300, "high": 1e300, "step": 1e-300}})),
+        {422},
+    ),
     ("low is NaN", json.dumps(spec(**_lr(low=float("nan")))), {422}),
     ("high is Infinity", json.dumps(spec(**_lr(high=float("inf")))), {422}),
     ("high overflows to inf", json.dumps(spec(**_lr())).replace('"high": 1.0', '"high": 1e999'), {422}),
