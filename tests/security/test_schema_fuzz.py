@@ -116,7 +116,7 @@ def fuzz_every_operation(api_schema: Any, examples: int, *, derandomize: bool = 
                 rewritten = _rewrite_events(case)
                 try:
                     case.call_and_validate(headers=AUTH, checks=ALL_CHECKS)
-                except Exception as error:  # every failure is reported below
+                except (Exception, BaseExceptionGroup) as error:  # every failure is reported below
                     for problem in _problems(error, rewritten=rewritten):
                         failures.setdefault(f"{case.method} {case.path}: {problem}", None)
 
@@ -161,7 +161,7 @@ def run_stateful(api_schema: Any, *, examples: int, steps: int, derandomize: boo
             # could not replay a failing one faithfully (it would report a flaky strategy).
             try:
                 case.validate_response(response, checks=ALL_CHECKS, headers=AUTH)
-            except Exception as error:  # every failure is reported below
+            except (Exception, BaseExceptionGroup) as error:  # every failure is reported below
                 for problem in _problems(error, rewritten=id(case) in rewritten):
                     failures.append(f"{case.method} {case.path} → {response.status_code}: {problem}")
 
