@@ -549,18 +549,19 @@ def report(
         study_row = session.get(Study, row.study_id)
         assert study_row is not None
         spec = study_spec(study_row)
-        if not _may_prune(session, spec.pruner, study_id=row.study_id, step=step):
+        if spec.pruner.type == "none":
+            return False
+        finished = _pruner_storage(storage, study_row)
+        finished.probe(session, row.study_id)
+        if not _may_prune(spec.pruner, completed=finished.completed(row.study_id), step=step):
             return False
         # The median and percentile pruners read only the trial's own intermediate values.
         light = spec.pruner.type in ("median", "percentile")
         trial = (
             optuna_rows.reported_trial(session, trial_id=row.trial_id, number=row.number) if light else None
         )
-    study = _pruning_study(storage, study_row, spec)
-    assert isinstance(study._storage, PrunerStorage)
-    with db.reading() as session:
-        study._storage.probe(session, row.study_id)
-    study._storage.load(row.study_id)
+    finished.load(row.study_id)
+    study = _pruning_study(finished, study_row, spec)
     try:
         prune = study.pruner.prune(study, trial or storage.get_trial(row.trial_id))
     except (UpdateFinishedTrialError, RuntimeError) as error:
@@ -574,32 +575,41 @@ def report(
     return bool(prune)
 
 
-def _may_prune(session: Session, pruner: PrunerSpec, *, study_id: int, step: int) -> bool:
+def _may_prune(pruner: PrunerSpec, *, completed: int, step: int) -> bool:
     """False where the study's pruner provably answers no (saving its reads of the study)."""
-    if pruner.type == "none":
-        return False
     if pruner.type in ("median", "percentile"):
-        if step < pruner.n_warmup_steps:
-            return False
         # Optuna's percentile pruner needs n_startup_trials completed trials, and at least one.
-        needed = max(pruner.n_startup_trials, 1)
-        return optuna_rows.completed_trials(session, study_id=study_id, up_to=needed) >= needed
+        return step >= pruner.n_warmup_steps and completed >= max(pruner.n_startup_trials, 1)
     return True
 
 
+_pruner_storages: OrderedDict[tuple[int, int, str, datetime], PrunerStorage] = OrderedDict()
 _studies: OrderedDict[tuple[int, int, str, datetime], optuna.Study] = OrderedDict()
 
 
-def _pruning_study(storage: optuna.storages.RDBStorage, study_row: Study, spec: StudySpec) -> optuna.Study:
-    """An Optuna Study with the spec's pruner over the cached storage, made once per process
-    (making one reads the database; pruners keep no state that another report could spoil)."""
+def _pruner_storage(storage: optuna.storages.RDBStorage, study_row: Study) -> PrunerStorage:
+    """The study's finished trials as its pruner sees them, kept per process."""
     key = (id(storage), study_row.id, study_row.name, study_row.created_at)
+    with _caches_lock:
+        found = _pruner_storages.get(key)
+        if found is None or found._backend is not storage:
+            found = _pruner_storages[key] = PrunerStorage(storage)
+        _pruner_storages.move_to_end(key)
+        while len(_pruner_storages) > _CACHE_STUDIES:
+            _pruner_storages.popitem(last=False)
+        return found
+
+
+def _pruning_study(finished: PrunerStorage, study_row: Study, spec: StudySpec) -> optuna.Study:
+    """An Optuna Study with the spec's pruner over ``finished``, made once per process
+    (making one reads the database; pruners keep no state that another report could spoil)."""
+    key = (id(finished), study_row.id, study_row.name, study_row.created_at)
     with _caches_lock:
         study = _studies.get(key)
     if study is None:
         study = optuna.Study(
             study_name=study_row.name,
-            storage=PrunerStorage(storage),
+            storage=finished,
             sampler=optuna.samplers.RandomSampler(),  # cheap before_trial; nothing is sampled here
             pruner=create_pruner(spec),
         )

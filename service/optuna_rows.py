@@ -23,7 +23,7 @@ from optuna.storages._rdb.models import (
     TrialUserAttributeModel,
 )
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 _trials = TrialModel.__table__
@@ -113,14 +113,3 @@ def reported_trial(session: Session, *, trial_id: int, number: int) -> FrozenTri
         intermediate_values=values,
         trial_id=trial_id,
     )
-
-
-def completed_trials(session: Session, *, study_id: int, up_to: int) -> int:
-    """Optuna's COMPLETE trials of the study, counted up to ``up_to`` (a bounded count)."""
-    first = (
-        select(_trials.c.trial_id)
-        .where(_trials.c.study_id == study_id, _trials.c.state == TrialState.COMPLETE)
-        .limit(up_to)
-        .subquery()
-    )
-    return int(session.scalar(select(func.count()).select_from(first)) or 0)

@@ -30,6 +30,7 @@ class _Seen:
         self.finished: dict[int, FrozenTrial] = {}
         self.open: set[int] = set()
         self.pending: set[int] = set()  # finished, not read yet
+        self.complete: set[int] = set()
         self.watermark = -1
 
 
@@ -64,8 +65,15 @@ class PrunerStorage(_CachedStorage):
                 if TrialState(state).is_finished():
                     seen.open.discard(trial_id)
                     seen.pending.add(trial_id)
+                    if TrialState(state) == TrialState.COMPLETE:
+                        seen.complete.add(trial_id)
                 else:
                     seen.open.add(trial_id)
+
+    def completed(self, study_id: int) -> int:
+        """COMPLETE trials of the study as of the last :meth:`probe`."""
+        with self._seen_lock:
+            return len(self._study(study_id).complete)
 
     def load(self, study_id: int) -> None:
         """Read in full the trials :meth:`probe` found finished."""
