@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from service import leases
 from service.deps import DbDep, SettingsDep, StorageDep, WorkerAuth
@@ -44,7 +44,7 @@ class LeaseRequest(BaseModel):
 
     worker: str = Field(min_length=1, max_length=256, description="Stable id of the worker slot")
     devices: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
-    studies: list[int] | None = Field(default=None, max_length=1000, description="Only these study ids")
+    studies: list[StrictInt] | None = Field(default=None, max_length=1000, description="Only these study ids")
     host: str | None = Field(default=None, max_length=256)
 
 

@@ -165,6 +165,7 @@ BAD_LEASE_CALLS: list[tuple[str, str, str, set[int]]] = [
     ("a NUL in the lease id", "%00/heartbeat", "", {404, 422}),
     ("lease: worker is empty", "", '{"worker": "", "devices": []}', {422}),
     ("lease: devices is a string", "", '{"worker": "w", "devices": "cpu"}', {422}),
+    ("lease: a study id that is a boolean", "", '{"worker": "w", "studies": [true]}', {422}),
     ("lease: a study id past 64 bits", "", f'{{"worker": "w", "studies": [{HUGE}]}}', {204, 422}),
     ("lease: a NUL in the worker id", "", json.dumps({"worker": "w\u0000"}), {201, 422}),
     ("lease: a 10 MB worker id", "", json.dumps({"worker": "w" * TEN_MB}), {413, 422}),
