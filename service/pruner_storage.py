@@ -50,18 +50,22 @@ class PrunerStorage(_CachedStorage):
 
     def probe(self, session: Session, study_id: int) -> None:
         """Note which trials finished since the last probe (ids and states only)."""
+        # No lock is held across SQL here or in load(): the caller's transaction may hold
+        # SQLite's write lock, which a concurrent load() (Optuna's connection) would wait on.
         with self._seen_lock:
             seen = self._study(study_id)
-            query = select(_trials.c.trial_id, _trials.c.state)
-            rows = list(
-                session.execute(
-                    query.where(_trials.c.trial_id > seen.watermark, _trials.c.study_id == study_id)
-                )
-            )
-            if seen.open:
-                rows += session.execute(query.where(_trials.c.trial_id.in_(sorted(seen.open))))
+            watermark, open_ids = seen.watermark, sorted(seen.open)
+        query = select(_trials.c.trial_id, _trials.c.state)
+        rows = list(
+            session.execute(query.where(_trials.c.trial_id > watermark, _trials.c.study_id == study_id))
+        )
+        if open_ids:
+            rows += session.execute(query.where(_trials.c.trial_id.in_(open_ids)))
+        with self._seen_lock:
             for trial_id, state in rows:
                 seen.watermark = max(seen.watermark, trial_id)
+                if trial_id in seen.finished or trial_id in seen.pending:
+                    continue
                 if TrialState(state).is_finished():
                     seen.open.discard(trial_id)
                     seen.pending.add(trial_id)
@@ -79,9 +83,11 @@ class PrunerStorage(_CachedStorage):
         """Read in full the trials :meth:`probe` found finished."""
         with self._seen_lock:
             seen = self._study(study_id)
-            if not seen.pending:
-                return
-            trials = self._backend._get_trials(study_id, None, set(seen.pending), max(seen.pending))
+            pending = set(seen.pending)
+        if not pending:
+            return
+        trials = self._backend._get_trials(study_id, None, pending, max(pending))
+        with self._seen_lock:
             for trial in trials:
                 trial_id = trial._trial_id
                 seen.watermark = max(seen.watermark, trial_id)
@@ -89,7 +95,9 @@ class PrunerStorage(_CachedStorage):
                     seen.finished[trial_id] = trial
                     seen.open.discard(trial_id)
                     seen.pending.discard(trial_id)
-                else:
+                    if trial.state == TrialState.COMPLETE:
+                        seen.complete.add(trial_id)
+                elif trial_id not in seen.finished and trial_id not in seen.pending:
                     seen.open.add(trial_id)
 
     def get_all_trials(
