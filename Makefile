@@ -34,7 +34,7 @@ importlint: install
 	$(BIN)/lint-imports
 
 pytest: install
-	$(BIN)/pytest -m "not long" -n 2 --dist loadgroup
+	$(BIN)/pytest -m "not long" -n 2 --dist loadgroup --durations=25
 
 test: lint typecheck importlint pytest
 
