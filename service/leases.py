@@ -34,11 +34,11 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -69,47 +69,67 @@ _OPTUNA_STATE: dict[Outcome, TrialState] = {
 }
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Recent(Generic[K, V]):
+    """A small per-process cache of the most recently used entries, safe across threads."""
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: K, make: Callable[[], V], *, still_valid: Callable[[V], bool] | None = None) -> V:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None and (still_valid is None or still_valid(found)):
+                self._items.move_to_end(key)
+                return found
+        made = make()  # outside the lock: making one may read the database
+        with self._lock:
+            self._items[key] = made
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return made
+
+
+# Per-study caches are keyed by the study's id, name and creation time: SQLite can reuse
+# the id of a deleted study. Only a few studies each, since they hold finished trials.
+_CACHE_STUDIES = 8
+_StudyKey = tuple[int, int, str, datetime]
+
+
+def _study_key(owner: object, study: Study) -> _StudyKey:
+    return (id(owner), study.id, study.name, study.created_at)
+
+
 # Optuna wraps a bare RDBStorage in a fresh _CachedStorage per Study object, so a pruner
 # reading the study's finished trials reloaded them all on every report (O(trials) per
 # step). One cache per study and process reads only what is new, as `study.optimize` does;
-# finished trials never change, so a cache is safe across processes. Keyed by the study's
-# id, name and creation time (SQLite can reuse the id of a deleted study); a few studies only:
-# each holds its finished trials in memory.
-_CACHE_STUDIES = 8
-_caches: OrderedDict[tuple[int, int, str, datetime], _CachedStorage] = OrderedDict()
-_caches_lock = threading.Lock()
+# finished trials never change, so a cache is safe across processes.
+_cached_storages: _Recent[_StudyKey, _CachedStorage] = _Recent(_CACHE_STUDIES)
 
 
 def study_storage(storage: optuna.storages.RDBStorage, study: Study) -> BaseStorage:
-    """A per-process caching view of ``storage`` for one study (see ``_caches``)."""
-    key = (id(storage), study.id, study.name, study.created_at)
-    with _caches_lock:
-        cached = _caches.get(key)
-        if cached is None or cached._backend is not storage:
-            cached = _caches[key] = _CachedStorage(storage)
-        _caches.move_to_end(key)
-        while len(_caches) > _CACHE_STUDIES:
-            _caches.popitem(last=False)
-        return cached
+    """A per-process caching view of ``storage`` for one study."""
+    return _cached_storages.get(
+        _study_key(storage, study),
+        lambda: _CachedStorage(storage),
+        still_valid=lambda cached: cached._backend is storage,
+    )
 
 
 # A study's spec never changes; parsing it (pydantic) on every grant and report cost more
-# than the rest of a report. Keyed like _caches, for the same reason.
-_specs: OrderedDict[tuple[int, str, datetime], StudySpec] = OrderedDict()
+# than the rest of a report.
+_specs: _Recent[_StudyKey, StudySpec] = _Recent(64)
 
 
 def study_spec(study: Study) -> StudySpec:
     """The study's validated spec, parsed once per process."""
-    key = (study.id, study.name, study.created_at)
-    with _caches_lock:
-        spec = _specs.get(key)
-    if spec is None:
-        spec = StudySpec.model_validate(study.spec)
-        with _caches_lock:
-            _specs[key] = spec
-            while len(_specs) > 64:
-                _specs.popitem(last=False)
-    return spec
+    return _specs.get(_study_key(None, study), lambda: StudySpec.model_validate(study.spec))
 
 
 @dataclass(frozen=True)
@@ -583,41 +603,31 @@ def _may_prune(pruner: PrunerSpec, *, completed: int, step: int) -> bool:
     return True
 
 
-_pruner_storages: OrderedDict[tuple[int, int, str, datetime], PrunerStorage] = OrderedDict()
-_studies: OrderedDict[tuple[int, int, str, datetime], optuna.Study] = OrderedDict()
+_pruner_storages: _Recent[_StudyKey, PrunerStorage] = _Recent(_CACHE_STUDIES)
+_pruning_studies: _Recent[_StudyKey, optuna.Study] = _Recent(_CACHE_STUDIES)
 
 
 def _pruner_storage(storage: optuna.storages.RDBStorage, study_row: Study) -> PrunerStorage:
     """The study's finished trials as its pruner sees them, kept per process."""
-    key = (id(storage), study_row.id, study_row.name, study_row.created_at)
-    with _caches_lock:
-        found = _pruner_storages.get(key)
-        if found is None or found._backend is not storage:
-            found = _pruner_storages[key] = PrunerStorage(storage)
-        _pruner_storages.move_to_end(key)
-        while len(_pruner_storages) > _CACHE_STUDIES:
-            _pruner_storages.popitem(last=False)
-        return found
+    return _pruner_storages.get(
+        _study_key(storage, study_row),
+        lambda: PrunerStorage(storage),
+        still_valid=lambda found: found._backend is storage,
+    )
 
 
 def _pruning_study(finished: PrunerStorage, study_row: Study, spec: StudySpec) -> optuna.Study:
     """An Optuna Study with the spec's pruner over ``finished``, made once per process
     (making one reads the database; pruners keep no state that another report could spoil)."""
-    key = (id(finished), study_row.id, study_row.name, study_row.created_at)
-    with _caches_lock:
-        study = _studies.get(key)
-    if study is None:
-        study = optuna.Study(
+    return _pruning_studies.get(
+        _study_key(finished, study_row),
+        lambda: optuna.Study(
             study_name=study_row.name,
             storage=finished,
             sampler=optuna.samplers.RandomSampler(),  # cheap before_trial; nothing is sampled here
             pruner=create_pruner(spec),
-        )
-        with _caches_lock:
-            _studies[key] = study
-            while len(_studies) > _CACHE_STUDIES:
-                _studies.popitem(last=False)
-    return study
+        ),
+    )
 
 
 def finish(
