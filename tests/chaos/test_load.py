@@ -116,12 +116,15 @@ def test_sixteen_slots_on_sqlite_keep_the_budget_exact_without_5xx(sqlite_url: s
     run_load(sqlite_url, "sqlite", tmp_path, [120, 60], timeout=150)
 
 
+# The minutes-long variants wait up to 900 s themselves; pytest's 300 s default would cut them.
 @pytest.mark.long
+@pytest.mark.timeout(1200)
 @pytest.mark.postgres
 def test_sixteen_slots_on_postgresql_for_minutes(postgres_url: str, tmp_path: Path) -> None:
     run_load(postgres_url, "postgresql", tmp_path, [3000, 1500, 500], timeout=900)
 
 
 @pytest.mark.long
+@pytest.mark.timeout(1200)
 def test_sixteen_slots_on_sqlite_for_minutes(sqlite_url: str, tmp_path: Path) -> None:
     run_load(sqlite_url, "sqlite", tmp_path, [3000, 1500, 500], timeout=900)
