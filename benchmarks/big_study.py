@@ -14,7 +14,6 @@ Run alone: ``python -m benchmarks.big_study [--quick]`` (quick: 10,000 trials).
 
 from __future__ import annotations
 
-import argparse
 import random
 import threading
 import time
@@ -30,6 +29,7 @@ from optuna.distributions import distribution_to_json
 from sqlalchemy import create_engine, insert, text
 
 from benchmarks.databases import scratch_database
+from benchmarks.modes import mode_of, mode_parser
 from benchmarks.service_overhead import _free_port, _HoneApi
 from benchmarks.stats import percentile, table, target
 from service.spec import StudySpec
@@ -286,11 +286,9 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--smoke", action="store_true")
+    parser = mode_parser(__doc__)
     args = parser.parse_args(argv)
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = mode_of(args)
     result = run(mode)
     print(markdown(result))
     return result

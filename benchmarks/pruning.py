@@ -12,13 +12,13 @@ entrypoint) and, in full mode, hone's trainer on wine (9 epochs). Run alone:
 
 from __future__ import annotations
 
-import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.modes import mode_of, mode_parser
 from benchmarks.stats import median, table, target
 
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
@@ -221,13 +221,11 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--smoke", action="store_true")
+    parser = mode_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = mode_of(args)
     seeds = args.seeds or {"full": 10, "quick": 3, "smoke": 1}[mode]
     result = run(mode, seeds=seeds, jobs=args.jobs)
     print(markdown(result))

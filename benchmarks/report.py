@@ -10,7 +10,6 @@ GPU figures appear only when the run had a GPU, and are labelled so.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import importlib
 import json
@@ -23,6 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from benchmarks.modes import mode_of, mode_parser
 from benchmarks.stats import table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,13 +266,11 @@ def _document(
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the few-minute variant of every benchmark")
-    parser.add_argument("--smoke", action="store_true", help="seconds per benchmark (CI)")
+    parser = mode_parser(__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where BENCHMARKS.md goes")
     parser.add_argument("--only", nargs="*", help="run only these benchmarks (module names)")
     args = parser.parse_args(argv)
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = mode_of(args)
     report = run(mode, args.out, args.only)
     print(f"wrote {report}")
     return report

@@ -23,7 +23,6 @@ breast_cancer and wine (validation loss, a few epochs). Run alone:
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.modes import mode_of, mode_parser
 from benchmarks.objectives import OPTIMA
 from benchmarks.stats import median, table, target
 
@@ -346,9 +346,7 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few minutes: fewer seeds, tasks and trials")
-    parser.add_argument("--smoke", action="store_true", help="seconds: keeps the script working in CI")
+    parser = mode_parser(__doc__)
     parser.add_argument(
         "--seeds",
         type=int,
@@ -357,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--jobs", type=int, default=2, help="processes running seeds side by side")
     args = parser.parse_args(argv)
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = mode_of(args)
     result = run(mode, seeds=args.seeds, jobs=args.jobs)
     print(markdown(result))
     return result

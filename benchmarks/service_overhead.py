@@ -16,7 +16,6 @@ fixed wall time after a warm-up. Run alone: ``python -m benchmarks.service_overh
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import secrets
@@ -32,6 +31,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from benchmarks.databases import postgres_server, scratch_database
+from benchmarks.modes import mode_of, mode_parser
 from benchmarks.stats import table, target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,11 +347,9 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--smoke", action="store_true")
+    parser = mode_parser(__doc__)
     args = parser.parse_args(argv)
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = mode_of(args)
     result = run(mode)
     print(markdown(result))
     return result
