@@ -27,14 +27,13 @@ down (reason :data:`SHUTDOWN_REASON`) does not, since nothing went wrong with it
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -549,18 +548,22 @@ def report(
     step: int,
     value: float,
     now: datetime,
+    earlier: Mapping[int, float] | None = None,
 ) -> bool:
     """Record a step's value; True when the study's pruner says the trial should stop.
 
-    One transaction: the lease is checked, the value written to Optuna's table and the
-    trial's row updated. The pruner runs after it (reads only), and not at all where it
-    cannot prune yet (warm-up steps, too few completed trials)."""
+    ``earlier`` are steps the worker held back and sends along (it coalesces steps that
+    come faster than a round trip is worth); they are recorded too, and the pruner
+    decides on ``step``. One transaction: the lease is checked, the values written to
+    Optuna's table and the trial's row updated. The pruner runs after it (reads only),
+    and not at all where it cannot prune yet (warm-up steps, too few completed trials)."""
     with db.transaction() as session:
         row = _lease_row(session, lease_id, lock=not db.is_sqlite)
         _check_live(row, now)
         if optuna_rows.trial_state(session, row.trial_id) != TrialState.RUNNING:
             raise Conflict(f"lease {lease_id} is over: Optuna's trial {row.number} is finished")
-        optuna_rows.set_intermediate_value(session, trial_id=row.trial_id, step=step, value=value)
+        values = {**(earlier or {}), step: value}
+        optuna_rows.set_intermediate_values(session, trial_id=row.trial_id, values=values)
         session.execute(
             update(Trial)
             .where(Trial.id == row.id, Trial.state == "running")
@@ -641,14 +644,21 @@ def finish(
     metrics: dict[str, float] | None = None,
     reason: str | None = None,
     retry: bool = False,
+    steps: Mapping[int, float] | None = None,
     now: datetime,
 ) -> Finished:
     """End a lease's trial as complete, failed (optionally re-queued) or pruned.
 
+    ``steps`` are step values the worker had not sent yet; they are recorded first.
     Idempotent: the same result sent again for a finished lease answers as before. Any
     other call on a finished, expired or superseded lease raises :class:`Conflict`.
     """
     opened: list[Round] = []
+    if steps and outcome == "fail" and not db.is_sqlite:
+        # Optuna fails the trial on a connection of its own, which would wait for the locks
+        # these rows take inside the held transaction: they commit first.
+        _record_steps(db, lease_id=lease_id, steps=steps, now=now)
+        steps = None
     with held_transaction(db) as held:
         with session_in(db, held) as session:
             row = _lease_row(session, lease_id, lock=held is not None)
@@ -657,6 +667,8 @@ def finish(
                     return Finished(row.study_id, row.number, row.state, duplicate=True)
                 raise Conflict(f"lease {lease_id} is over: trial {row.number} is {row.state}")
             _check_live(row, now)
+            if steps:
+                _write_steps(session, row, steps)
         if outcome == "fail":
             _fail(
                 db,
@@ -685,6 +697,21 @@ def finish(
     return Finished(row.study_id, row.number, _STATE_OF[outcome], duplicate=False)
 
 
+def _write_steps(session: Session, row: Trial, steps: Mapping[int, float]) -> None:
+    optuna_rows.set_intermediate_values(session, trial_id=row.trial_id, values=dict(steps))
+    last = max([*steps, row.last_step or 0])
+    session.execute(update(Trial).where(Trial.id == row.id).values(last_step=last))
+
+
+def _record_steps(db: Database, *, lease_id: str, steps: Mapping[int, float], now: datetime) -> None:
+    """A live lease's steps in a transaction of their own (a dead lease's are dropped; the
+    result that carries them is refused or answered as a duplicate)."""
+    with db.transaction() as session:
+        row = _lease_row(session, lease_id, lock=not db.is_sqlite)
+        if row.state == "running" and row.lease_expires_at is not None and row.lease_expires_at >= now:
+            _write_steps(session, row, steps)
+
+
 def _end(
     db: Database,
     held: Session | None,
@@ -697,14 +724,20 @@ def _end(
     now: datetime,
     opened: list[Round],
 ) -> None:
-    values = [value] if outcome == "complete" and value is not None else None
-    if outcome == "prune":
-        last = _last_intermediate(storage, row.trial_id)
-        values = [last] if last is not None else None
-    if outcome == "complete" and metrics:
-        _set_metrics(storage, row.trial_id, metrics)  # before the state: a finished trial is frozen
-    set_optuna_state(storage, row.trial_id, _OPTUNA_STATE[outcome], values)
+    """Complete or prune: Optuna's rows and hone's in one transaction."""
     with session_in(db, held) as session:
+        values = [value] if outcome == "complete" and value is not None else None
+        if outcome == "prune":
+            last = optuna_rows.last_intermediate(session, row.trial_id)
+            values = [last] if last is not None and math.isfinite(last) else None
+        if outcome == "complete" and metrics:
+            finite = {k: float(v) for k, v in list(metrics.items())[:64] if math.isfinite(v)}
+            # One attribute, which the dashboard shows; before the state, as Optuna would.
+            optuna_rows.set_user_attr(session, trial_id=row.trial_id, key="metrics", value=finite)
+        if not optuna_rows.finish_trial(
+            session, trial_id=row.trial_id, state=_OPTUNA_STATE[outcome], values=values
+        ):
+            logger.info("optuna trial %s was already finished", row.trial_id)
         changes: dict[str, Any] = {"state": _STATE_OF[outcome], "finished_at": now, "updated_at": now}
         if values:
             changes["value"] = values[0]
@@ -727,14 +760,6 @@ def _same_result(row: Trial, outcome: Outcome, *, value: float | None, reason: s
     return True
 
 
-def _last_intermediate(storage: optuna.storages.RDBStorage, trial_id: int) -> float | None:
-    intermediate = storage.get_trial(trial_id).intermediate_values
-    if not intermediate:
-        return None
-    last = intermediate[max(intermediate)]
-    return last if math.isfinite(last) else None
-
-
 def set_optuna_state(
     storage: optuna.storages.RDBStorage, trial_id: int, state: TrialState, values: list[float] | None
 ) -> None:
@@ -743,12 +768,6 @@ def set_optuna_state(
     except UpdateFinishedTrialError:
         # A previous attempt of this very call got through before its answer was lost.
         logger.info("optuna trial %s was already finished", trial_id)
-
-
-def _set_metrics(storage: optuna.storages.RDBStorage, trial_id: int, metrics: dict[str, float]) -> None:
-    finite = {k: float(v) for k, v in list(metrics.items())[:64] if math.isfinite(v)}
-    with contextlib.suppress(UpdateFinishedTrialError):  # a repeated call after a lost answer
-        storage.set_trial_user_attr(trial_id, "metrics", finite)  # one write, shown by the dashboard
 
 
 def _release_worker(session: Session, row: Trial) -> None:

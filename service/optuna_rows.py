@@ -7,12 +7,17 @@ transaction instead, so a grant or a report is one commit. The rows are exactly 
 (its table definitions, its value encodings), and optuna-dashboard reads them as usual.
 
 Trials are still created by Optuna (``storage.create_new_trial``: the trial number is
-Optuna's to assign) and finished by Optuna (``set_trial_state_values``).
+Optuna's to assign). A lease's trial is finished here, as ``set_trial_state_values`` would,
+so that its value, its metrics and hone's own row commit together: no crash can leave
+Optuna with a result that hone has not recorded. Failures and the reaper still go through
+Optuna's storage.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from optuna.distributions import BaseDistribution, distribution_to_json
@@ -21,15 +26,17 @@ from optuna.storages._rdb.models import (
     TrialModel,
     TrialParamModel,
     TrialUserAttributeModel,
+    TrialValueModel,
 )
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 _trials = TrialModel.__table__
 _params = TrialParamModel.__table__
 _user_attrs = TrialUserAttributeModel.__table__
 _intermediate = TrialIntermediateValueModel.__table__
+_values = TrialValueModel.__table__
 
 
 def trial_number(session: Session, trial_id: int) -> int:
@@ -73,22 +80,73 @@ def add_user_attrs(session: Session, *, trial_id: int, attrs: dict[str, Any]) ->
         session.execute(insert(_user_attrs), rows)
 
 
-def set_intermediate_value(session: Session, *, trial_id: int, step: int, value: float) -> None:
-    """A step's value, replacing one reported before for the same step (as Optuna does).
+def set_intermediate_values(session: Session, *, trial_id: int, values: dict[int, float]) -> None:
+    """Steps' values (one, or a worker's coalesced reports), replacing any reported before
+    for the same steps, as Optuna does: one delete and one insert.
 
     The caller holds the trial's lease row locked (or SQLite's write lock), so two reports
     of one step never race to insert."""
-    stored, kind = TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
-    where = (_intermediate.c.trial_id == trial_id, _intermediate.c.step == step)
-    result = session.execute(
-        update(_intermediate).where(*where).values(intermediate_value=stored, intermediate_value_type=kind)
-    )
-    if getattr(result, "rowcount", 0) == 0:
-        session.execute(
-            insert(_intermediate).values(
-                trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind
-            )
+    if not values:
+        return
+    rows = []
+    for step, value in values.items():
+        stored, kind = TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "step": step,
+                "intermediate_value": stored,
+                "intermediate_value_type": kind,
+            }
         )
+    session.execute(
+        delete(_intermediate).where(_intermediate.c.trial_id == trial_id, _intermediate.c.step.in_(values))
+    )
+    session.execute(insert(_intermediate), rows)
+
+
+def set_user_attr(session: Session, *, trial_id: int, key: str, value: Any) -> None:
+    """One user attribute, replacing any earlier value of ``key``."""
+    where = (_user_attrs.c.trial_id == trial_id, _user_attrs.c.key == key)
+    session.execute(delete(_user_attrs).where(*where))
+    add_user_attrs(session, trial_id=trial_id, attrs={key: value})
+
+
+def finish_trial(
+    session: Session, *, trial_id: int, state: TrialState, values: Sequence[float] | None
+) -> bool:
+    """A RUNNING trial to a finished ``state`` with its ``values``, as Optuna's
+    ``set_trial_state_values`` stores it (local time, like Optuna); False when the trial
+    was not running (finished already: nothing is changed)."""
+    assert state.is_finished()
+    result = session.execute(
+        update(_trials)
+        .where(_trials.c.trial_id == trial_id, _trials.c.state == TrialState.RUNNING)
+        .values(state=state, datetime_complete=datetime.now())
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    if values:
+        rows = []
+        for objective, value in enumerate(values):
+            stored, kind = TrialValueModel.value_to_stored_repr(value)
+            rows.append({"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind})
+        session.execute(insert(_values), rows)
+    return True
+
+
+def last_intermediate(session: Session, trial_id: int) -> float | None:
+    """The value of the trial's highest reported step."""
+    query = (
+        select(_intermediate.c.intermediate_value, _intermediate.c.intermediate_value_type)
+        .where(_intermediate.c.trial_id == trial_id)
+        .order_by(_intermediate.c.step.desc())
+        .limit(1)
+    )
+    found = session.execute(query).first()
+    if found is None:
+        return None
+    return float(TrialIntermediateValueModel.stored_repr_to_intermediate_value(found[0], found[1]))
 
 
 def reported_trial(session: Session, *, trial_id: int, number: int) -> FrozenTrial:

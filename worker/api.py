@@ -201,9 +201,19 @@ class LeaseClient:
         return Grant.from_json(response.json())
 
     def report(
-        self, lease_id: str, *, step: int, value: float, metrics: dict[str, float], deadline: float = 30.0
+        self,
+        lease_id: str,
+        *,
+        step: int,
+        value: float,
+        metrics: dict[str, float],
+        earlier: list[dict[str, Any]] | None = None,
+        deadline: float = 30.0,
     ) -> bool:
-        body = {"step": step, "value": value, "metrics": metrics}
+        """Send a step (and ``earlier`` ones held back); True when the pruner says stop."""
+        body: dict[str, Any] = {"step": step, "value": value, "metrics": metrics}
+        if earlier:
+            body["steps"] = earlier
         return bool(self._lease_call(lease_id, "report", body, deadline).get("prune", False))
 
     def heartbeat(self, lease_id: str, *, deadline: float = 10.0) -> Heartbeat:
@@ -215,12 +225,32 @@ class LeaseClient:
         )
 
     def complete(
-        self, lease_id: str, *, value: float, metrics: dict[str, float], deadline: float = 3600.0
+        self,
+        lease_id: str,
+        *,
+        value: float,
+        metrics: dict[str, float],
+        steps: list[dict[str, Any]] | None = None,
+        deadline: float = 3600.0,
     ) -> None:
-        self._lease_call(lease_id, "complete", {"value": value, "metrics": metrics}, deadline)
+        body: dict[str, Any] = {"value": value, "metrics": metrics}
+        if steps:
+            body["steps"] = steps
+        self._lease_call(lease_id, "complete", body, deadline)
 
-    def fail(self, lease_id: str, *, reason: str, retry: bool, deadline: float = 3600.0) -> None:
-        self._lease_call(lease_id, "fail", {"reason": reason, "retry": retry}, deadline)
+    def fail(
+        self,
+        lease_id: str,
+        *,
+        reason: str,
+        retry: bool,
+        steps: list[dict[str, Any]] | None = None,
+        deadline: float = 3600.0,
+    ) -> None:
+        body: dict[str, Any] = {"reason": reason, "retry": retry}
+        if steps:
+            body["steps"] = steps
+        self._lease_call(lease_id, "fail", body, deadline)
 
     def prune(self, lease_id: str, *, deadline: float = 3600.0) -> None:
         self._lease_call(lease_id, "prune", None, deadline)

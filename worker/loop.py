@@ -1,5 +1,9 @@
 """One worker slot: lease a trial, run it, report each step, heartbeat, finish it; repeat.
 
+Steps that come faster than a round trip is worth are coalesced (``worker.reports``): they
+go with the next report or with the result, and the heartbeat thread sends any that wait
+too long.
+
 The loop survives whatever a trial does: a NaN loss fails the trial as ``diverged``, an
 exception fails it with the traceback's last lines, CUDA out-of-memory fails it and frees
 the cache; in every case the loop leases the next trial. A 409 on a late result is
@@ -23,7 +27,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from worker.api import ApiRejected, ApiUnavailable, Grant, LeaseClient, LeaseGone, NoWork
 from worker.logs import get_logger
@@ -36,6 +40,7 @@ from worker.objectives import (
     release_device_memory,
     run_objective,
 )
+from worker.reports import ReportPacer, Step
 
 # Exit codes a slot process ends with; the supervisor restarts a slot on anything else.
 EXIT_DONE = 0
@@ -58,6 +63,7 @@ class SlotOptions:
         exit_when_idle: leave after this many seconds without work.
         idle_max: the longest pause between two lease requests while idle.
         stop_timeout: how long a running trial may take to stop after a stop request.
+        report_overhead: share of the slot's time step reports may cost (``worker.reports``).
         parent_pid: stop when this process is gone (the supervisor died).
     """
 
@@ -71,6 +77,7 @@ class SlotOptions:
     exit_when_idle: float | None = None
     idle_max: float = 2.0
     stop_timeout: float = 20.0
+    report_overhead: float = 0.1
     parent_pid: int | None = None
 
 
@@ -99,6 +106,8 @@ class SlotLoop:
         self.trials = 0
         self.log = get_logger()
         self.host = socket.gethostname()
+        self.pacer = ReportPacer(options.report_overhead)
+        self._sending = threading.Lock()  # the trial's thread or the heartbeat thread, not both
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
@@ -111,6 +120,7 @@ class SlotLoop:
         try:
             while not self._should_leave():
                 try:
+                    asked = time.monotonic()
                     answer = self.client.lease(
                         worker=self.options.worker_id,
                         devices=self.options.devices,
@@ -138,6 +148,7 @@ class SlotLoop:
                     self.stopping.wait(_jitter(min(backoff, max(answer.retry_after, 0.05))))
                     continue
                 backoff = 0.0
+                self.pacer.measured(time.monotonic() - asked)
                 self.run_trial(answer)
                 self.trials += 1
                 idle_since = time.monotonic()
@@ -171,6 +182,7 @@ class SlotLoop:
                 }
             },
         )
+        self.pacer.begin(run.started)
         heartbeat = threading.Thread(target=self._heartbeat, args=(run,), name="heartbeat", daemon=True)
         heartbeat.start()
         outcome: Outcome | None = None
@@ -198,36 +210,60 @@ class SlotLoop:
         return step >= int(epochs)  # the trainer numbers epochs from 1
 
     def _report(self, run: _TrialRun, step: int, value: float, metrics: dict[str, float]) -> bool:
-        if run.lease_lost or run.cancelled:
+        if run.lease_lost or run.cancelled or run.pruned:
             return True
         if self.stopping.is_set() and not self._last_step(run.grant, step):
             run.gave_back = True
             return True
-        try:
-            prune = self.client.report(
-                run.grant.lease_id, step=step, value=value, metrics=metrics, deadline=15.0
-            )
-        except LeaseGone as error:
-            self.log.warning(
-                "lease lost", extra={"fields": {"lease": run.grant.lease_id, "error": str(error)}}
-            )
-            run.lease_lost = True
-            return True
-        except (ApiUnavailable, ApiRejected) as error:
-            # Keep training: the final result matters more than one intermediate value.
-            self.log.warning("report not delivered", extra={"fields": {"error": str(error)}})
-            return False
-        if prune:
-            run.pruned = True
-        return prune
+        if not self.pacer.add(Step(step, value, metrics), time.monotonic()):
+            return False  # held back: goes with the next report or the result
+        return self._send_steps(run, deadline=15.0)
+
+    def _send_steps(self, run: _TrialRun, *, deadline: float) -> bool:
+        """Send the pending steps; True when the trial must stop (pruned, lease gone)."""
+        with self._sending:
+            batch = self.pacer.take()
+            if not batch or run.lease_lost or run.pruned:
+                return run.lease_lost or run.pruned
+            last = batch[-1]
+            started = time.monotonic()
+            try:
+                prune = self.client.report(
+                    run.grant.lease_id,
+                    step=last.step,
+                    value=last.value,
+                    metrics=last.metrics,
+                    earlier=[s.as_json() for s in batch[:-1]],
+                    deadline=deadline,
+                )
+            except LeaseGone as error:
+                self.log.warning(
+                    "lease lost", extra={"fields": {"lease": run.grant.lease_id, "error": str(error)}}
+                )
+                run.lease_lost = True
+                return True
+            except (ApiUnavailable, ApiRejected) as error:
+                # Keep training: the final result matters more than intermediate values,
+                # which go with the next report or the result.
+                self.log.warning("report not delivered", extra={"fields": {"error": str(error)}})
+                self.pacer.put_back(batch)
+                return False
+            now = time.monotonic()
+            self.pacer.sent(now - started, now)
+            if prune:
+                run.pruned = True
+            return bool(prune)
 
     def _heartbeat(self, run: _TrialRun) -> None:
         grant = run.grant
         interval = max(grant.heartbeat_interval, 0.05)
         timeout = grant.objective.timeout_s
         last = time.monotonic()
-        while not run.done.wait(min(interval, 0.25)):
+        while not run.done.wait(min(interval, 0.1)):
             now = time.monotonic()
+            if self.pacer.overdue(now) and not self.stopping.is_set():
+                # The objective has gone quiet with steps held back: the pruner should see them.
+                self._send_steps(run, deadline=2.0)
             if timeout is not None and now - run.started > timeout:
                 self._abandon(run, f"timeout: ran longer than {timeout:g} s", retry=False, code=EXIT_TIMEOUT)
                 return
@@ -254,7 +290,8 @@ class SlotLoop:
 
     def _abandon(self, run: _TrialRun, reason: str, *, retry: bool, code: int) -> None:
         """The trial will not return in time: tell the service, then leave the process."""
-        self._deliver(run, "fail", reason=reason, retry=retry, deadline=10.0)
+        steps = [s.as_json() for s in self.pacer.take()]
+        self._deliver(run, "fail", reason=reason, retry=retry, steps=steps, deadline=10.0)
         self.log.warning(
             "trial abandoned, exiting", extra={"fields": {"trial": run.grant.number, "reason": reason}}
         )
@@ -264,6 +301,9 @@ class SlotLoop:
         if run.lease_lost:
             self._log_end(run, "lost", None, "lease expired or superseded")
             return
+        # Steps still held back go with the result (a pruned trial's are moot).
+        with self._sending:
+            steps = [s.as_json() for s in self.pacer.take()]
         if error is not None:
             reason = failure_reason(error)
             if run.gave_back or run.cancelled:
@@ -276,7 +316,7 @@ class SlotLoop:
                 self._deliver(run, "prune")
                 self._log_end(run, "pruned", None, None)
                 return
-            self._deliver(run, "fail", reason=reason, retry=retry)
+            self._deliver(run, "fail", reason=reason, retry=retry, steps=steps)
             self._log_end(run, "failed", None, reason)
             return
         assert outcome is not None
@@ -284,16 +324,16 @@ class SlotLoop:
             self._deliver(run, "prune")
             self._log_end(run, "pruned", None, None)
         elif outcome.stopped and run.cancelled:
-            self._deliver(run, "fail", reason="cancelled: study stopped", retry=False)
+            self._deliver(run, "fail", reason="cancelled: study stopped", retry=False, steps=steps)
             self._log_end(run, "failed", None, "cancelled")
         elif outcome.stopped and run.gave_back:
-            self._deliver(run, "fail", reason=SHUTDOWN_REASON, retry=True)
+            self._deliver(run, "fail", reason=SHUTDOWN_REASON, retry=True, steps=steps)
             self._log_end(run, "given back", None, SHUTDOWN_REASON)
         elif math.isnan(outcome.value):
-            self._deliver(run, "fail", reason="objective returned no value", retry=False)
+            self._deliver(run, "fail", reason="objective returned no value", retry=False, steps=steps)
             self._log_end(run, "failed", None, "no value")
         else:
-            self._deliver(run, "complete", value=outcome.value, metrics=outcome.metrics)
+            self._deliver(run, "complete", value=outcome.value, metrics=outcome.metrics, steps=steps)
             self._log_end(run, "complete", outcome.value, None)
 
     def _deliver(
@@ -305,6 +345,7 @@ class SlotLoop:
         metrics: dict[str, float] | None = None,
         reason: str = "",
         retry: bool = False,
+        steps: list[dict[str, Any]] | None = None,
         deadline: float = 3600.0,
     ) -> None:
         # The main thread and the heartbeat thread (on abandon) may both try; one result only.
@@ -315,9 +356,11 @@ class SlotLoop:
             lease = run.grant.lease_id
             try:
                 if action == "complete":
-                    self.client.complete(lease, value=value, metrics=metrics or {}, deadline=deadline)
+                    self.client.complete(
+                        lease, value=value, metrics=metrics or {}, steps=steps, deadline=deadline
+                    )
                 elif action == "fail":
-                    self.client.fail(lease, reason=reason, retry=retry, deadline=deadline)
+                    self.client.fail(lease, reason=reason, retry=retry, steps=steps, deadline=deadline)
                 else:
                     self.client.prune(lease, deadline=deadline)
             except LeaseGone as error:

@@ -96,6 +96,7 @@ class SupervisorOptions:
     max_trials: int | None = None  # per slot
     exit_when_idle: float | None = None
     stop_timeout: float = 20.0
+    report_overhead: float = 0.1
 
 
 class Supervisor:
@@ -125,6 +126,7 @@ class Supervisor:
             max_trials=self.options.max_trials,
             exit_when_idle=self.options.exit_when_idle,
             stop_timeout=self.options.stop_timeout,
+            report_overhead=self.options.report_overhead,
             parent_pid=os.getpid(),
         )
         env = dict(os.environ)

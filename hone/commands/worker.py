@@ -38,6 +38,15 @@ def worker(
         min=0,
         help="Seconds a running trial gets to stop after SIGTERM before it is given back.",
     ),
+    report_overhead: float = typer.Option(
+        0.1,
+        "--report-overhead",
+        envvar="HONE_REPORT_OVERHEAD",
+        min=0.0,
+        max=1.0,
+        help="Share of a slot's time step reports may cost: steps that come faster are sent "
+        "together (0: send every step at once).",
+    ),
 ) -> None:
     """Pull trials from the API and run them until stopped (SIGTERM/Ctrl-C: give trials back, exit 0)."""
     from worker.logs import configure
@@ -59,5 +68,6 @@ def worker(
         max_trials=max_trials,
         exit_when_idle=exit_when_idle,
         stop_timeout=stop_timeout,
+        report_overhead=report_overhead,
     )
     raise typer.Exit(Supervisor(options).run())

@@ -3,10 +3,10 @@
 1. ``POST /leases`` → 201 with a lease, the study, the trial's params and the objective,
    or 204 (with ``Retry-After``) when no running study has work and room.
 2. While training: ``POST /leases/{id}/report`` per step (the answer says whether to
-   prune) and ``POST /leases/{id}/heartbeat`` every ``heartbeat_interval`` seconds (the
+   prune; steps that came too fast to be worth a round trip each ride along in ``steps``) and ``POST /leases/{id}/heartbeat`` every ``heartbeat_interval`` seconds (the
    answer says whether the study was stopped).
 3. At the end, exactly one of ``complete``, ``fail`` (``retry: true`` re-queues the
-   configuration) or ``prune``. Sending the same result again is harmless; any call on an
+   configuration) or ``prune``; ``complete`` and ``fail`` carry the steps not sent yet. Sending the same result again is harmless; any call on an
    expired or superseded lease is refused with 409 and changes nothing.
 """
 
@@ -74,10 +74,32 @@ class LeaseGrant(BaseModel):
     objective: dict[str, Any] = Field(description="The study spec's objective (trainer, metric, ...)")
 
 
-class ReportIn(BaseModel):
+MAX_STEPS_PER_CALL = 10_000
+
+
+class StepIn(BaseModel):
     step: int = Field(ge=0, le=10_000_000)
     value: float
     metrics: Metrics
+
+
+Steps = Annotated[
+    list[StepIn],
+    Field(
+        default_factory=list,
+        max_length=MAX_STEPS_PER_CALL,
+        description="Steps the worker held back and sends along (it coalesces steps that come "
+        "faster than a round trip is worth); recorded like single reports",
+    ),
+]
+
+
+class ReportIn(StepIn):
+    steps: Steps
+
+
+def _step_values(steps: list[StepIn], field: str) -> dict[int, float]:
+    return {s.step: _finite(s.value, ("body", field, str(i), "value")) for i, s in enumerate(steps)}
 
 
 class ReportOut(BaseModel):
@@ -92,11 +114,13 @@ class HeartbeatOut(BaseModel):
 class CompleteIn(BaseModel):
     value: float
     metrics: Metrics
+    steps: Steps
 
 
 class FailIn(BaseModel):
     reason: str = Field(min_length=1, max_length=10_000)
     retry: bool = Field(default=False, description="Re-queue the configuration (within max_retries)")
+    steps: Steps
 
     @field_validator("reason")
     @classmethod
@@ -171,6 +195,7 @@ def report(
         lease_id=lease_id,
         step=body.step,
         value=_finite(body.value, ("body", "value")),
+        earlier=_step_values(body.steps, "steps"),
         now=utcnow(),
     )
     return ReportOut(prune=prune)
@@ -218,6 +243,7 @@ def complete(
         outcome="complete",
         value=_finite(body.value, ("body", "value")),
         metrics=body.metrics,
+        steps=_step_values(body.steps, "steps"),
         now=utcnow(),
     )
     return _out(finished)
@@ -240,6 +266,7 @@ def fail(
         outcome="fail",
         reason=body.reason,
         retry=body.retry,
+        steps=_step_values(body.steps, "steps"),
         now=utcnow(),
     )
     return _out(finished)

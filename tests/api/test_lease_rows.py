@@ -104,3 +104,34 @@ def test_the_pruner_sees_a_trial_that_finished_after_a_later_one(api: Api) -> No
     assert api.post(f"/leases/{a}/complete", "worker", json={"value": 10.0}).status_code == 200
     d = lease(api, study["id"])["lease"]["id"]
     assert report(d, 3.0) is False  # the median of {a: 10.0, b: 1.0} is 5.5; without a it would prune
+
+
+def test_finished_trials_are_stored_as_tell_would_store_them(api: Api) -> None:
+    study = api.create_study(objective=OBJECTIVE, space=SPACE, pruner={"type": "none"})
+    storage = api.app.state.storage
+    done, pruned = (lease(api, study["id"]) for _ in range(2))
+    steps = [{"step": 1, "value": 0.5}, {"step": 2, "value": 0.25}]
+    body = {"value": 0.25, "metrics": {"val_loss": 0.25, "epochs": 2.0}, "steps": steps}
+    assert api.post(f"/leases/{done['lease']['id']}/complete", "worker", json=body).status_code == 200
+    api.post(f"/leases/{pruned['lease']['id']}/report", "worker", json={"step": 1, "value": 0.75})
+    assert api.post(f"/leases/{pruned['lease']['id']}/prune", "worker").status_code == 200
+
+    # The same two trials through Optuna's own report/tell.
+    scratch = optuna.create_study()
+    told = scratch.ask()
+    told.report(0.5, 1)
+    told.report(0.25, 2)
+    told.set_user_attr("metrics", {"val_loss": 0.25, "epochs": 2.0})
+    scratch.tell(told, 0.25)
+    stopped = scratch.ask()
+    stopped.report(0.75, 1)
+    scratch.tell(stopped, state=optuna.trial.TrialState.PRUNED)
+
+    trials = optuna.load_study(study_name=study["name"], storage=storage).get_trials()
+    for ours, theirs in zip(trials, scratch.get_trials(), strict=True):
+        assert ours.state == theirs.state
+        assert ours.values == theirs.values
+        assert ours.intermediate_values == theirs.intermediate_values
+        assert {k: v for k, v in ours.user_attrs.items() if k != "hone_round"} == theirs.user_attrs
+        assert ours.datetime_complete is not None and ours.datetime_start is not None
+        assert ours.datetime_complete >= ours.datetime_start  # both Optuna's local time

@@ -276,3 +276,54 @@ def test_concurrent_grants_never_exceed_the_budget(api: Api) -> None:
         thread.join()
     assert not errors
     assert sorted(got) == list(range(12))
+
+
+def intermediate(api: Api, number: int) -> dict[int, float]:
+    trial_id = rows(api)[number].trial_id
+    return dict(api.app.state.storage.get_trial(trial_id).intermediate_values)
+
+
+def test_steps_sent_together_are_all_recorded_and_the_pruner_decides_on_the_last(api: Api) -> None:
+    api.create_study(pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0})
+    first = granted(api)["lease"]["id"]
+    held = [{"step": step, "value": 0.1} for step in range(1, 4)]
+    answer = on(api, first, "report", {"step": 4, "value": 0.1, "steps": held})
+    assert answer.status_code == 200 and answer.json()["prune"] is False
+    # The rest of the steps, never reported one by one, ride with the result.
+    tail = [{"step": 5, "value": 0.1}, {"step": 6, "value": 0.1}]
+    assert on(api, first, "complete", {"value": 0.1, "steps": tail}).status_code == 200
+    assert intermediate(api, 0) == dict.fromkeys(range(1, 7), 0.1)
+    assert rows(api)[0].last_step == 6
+
+    bad = granted(api)["lease"]["id"]
+    # The pruner decides once, at the latest step, over every value sent.
+    answer = on(api, bad, "report", {"step": 2, "value": 9.0, "steps": [{"step": 1, "value": 8.0}]})
+    assert answer.json()["prune"] is True
+    assert intermediate(api, 1) == {1: 8.0, 2: 9.0}
+    assert rows(api)[1].reason == "pruned by median pruner at step 2: value 9"
+
+
+def test_a_failed_trial_keeps_the_steps_it_sent_with_its_reason(api: Api) -> None:
+    api.create_study()
+    lease_id = granted(api)["lease"]["id"]
+    steps = [{"step": 1, "value": 0.5}, {"step": 2, "value": 0.7}]
+    assert on(api, lease_id, "fail", {"reason": "boom", "steps": steps}).status_code == 200
+    assert intermediate(api, 0) == {1: 0.5, 2: 0.7}
+    # A repeated result (the answer was lost) does not write them twice or fail.
+    assert on(api, lease_id, "fail", {"reason": "boom", "steps": steps}).json()["duplicate"] is True
+
+
+def test_a_bad_step_in_a_batch_is_refused_with_422_naming_it_and_nothing_is_recorded(api: Api) -> None:
+    api.create_study()
+    lease_id = granted(api)["lease"]["id"]
+    body = {"step": 3, "value": 0.1, "steps": [{"step": 1, "value": 0.1}, {"step": -2, "value": 0.1}]}
+    response = on(api, lease_id, "report", body)
+    assert response.status_code == 422
+    assert ["body", "steps", 1, "step"] in [error["loc"] for error in response.json()["detail"]]
+    response = api.client.post(
+        f"/api/v1/leases/{lease_id}/complete",
+        headers={**api.headers("worker"), "Content-Type": "application/json"},
+        content=b'{"value": 0.1, "steps": [{"step": 1, "value": Infinity}]}',
+    )
+    assert response.status_code == 422 and "steps" in response.text
+    assert intermediate(api, 0) == {}

@@ -43,3 +43,11 @@ def behaves(params: dict[str, Any], report: Report) -> float:
     if behaviour == "nan":
         return math.nan
     return 0.5
+
+
+def burst(params: dict[str, Any], report: Report) -> float:
+    """Twenty steps reported as fast as Python can: far faster than a round trip."""
+    for step in range(1, 21):
+        if report(step, _loss(params) + 1.0 / step):
+            break
+    return _loss(params)

@@ -83,7 +83,10 @@ def _objectives() -> types.ModuleType:
 
 
 def run(api: FakeApi) -> SlotLoop:
-    options = SlotOptions(api_url="http://api", token="t", worker_id="w", devices=["cpu"], exit_when_idle=0)
+    # Every step on its own (no coalescing: that is timing, tested in test_reports and e2e).
+    options = SlotOptions(
+        api_url="http://api", token="t", worker_id="w", devices=["cpu"], exit_when_idle=0, report_overhead=0
+    )
     loop = SlotLoop(options, client=LeaseClient("http://api", "t", transport=httpx.MockTransport(api)))
     assert loop.run() == 0
     return loop
