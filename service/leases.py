@@ -44,7 +44,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import TrialState
-from sqlalchemy import Enum, column, func, select, table, update
+from sqlalchemy import Enum, Select, column, func, select, table, update
 from sqlalchemy.orm import Session
 
 from hone.settings import Settings
@@ -199,11 +199,32 @@ _optuna_trials = table("trials", column("trial_id"), column("study_id"), column(
 _optuna_user_attrs = table("trial_user_attributes", column("trial_id"), column("key"), column("value_json"))
 
 
+def _waiting_query(study_id: int) -> Select[Any]:
+    query = select(func.count()).select_from(_optuna_trials)
+    return query.where(_optuna_trials.c.study_id == study_id, _optuna_trials.c.state == TrialState.WAITING)
+
+
 def _waiting_trials(session: Session, study_id: int) -> int:
     """Optuna WAITING trials of the study: retries and enqueued configurations."""
-    query = select(func.count()).select_from(_optuna_trials)
-    query = query.where(_optuna_trials.c.study_id == study_id, _optuna_trials.c.state == TrialState.WAITING)
-    return int(session.scalar(query) or 0)
+    return int(session.scalar(_waiting_query(study_id)) or 0)
+
+
+def _started_query(study_id: int, round: Any) -> Select[Any]:
+    return select(func.count()).where(Trial.study_id == study_id, Trial.round == round, Trial.attempt == 0)
+
+
+def _round_state(session: Session, study_id: int, round: int) -> tuple[Round, int, int] | None:
+    """A round, its configurations started and the study's WAITING trials: one query (this
+    runs on every grant)."""
+    query = select(
+        Round,
+        _started_query(study_id, round).scalar_subquery(),
+        _waiting_query(study_id).scalar_subquery(),
+    ).where(Round.study_id == study_id, Round.number == round)
+    found = session.execute(query).first()
+    if found is None:
+        return None
+    return found[0], int(found[1] or 0), int(found[2] or 0)
 
 
 def enqueued_configurations(session: Session, study_id: int) -> int:
@@ -225,8 +246,7 @@ def enqueued_configurations(session: Session, study_id: int) -> int:
 
 def started_configurations(session: Session, *, study_id: int, round: int) -> int:
     """Configurations of a round that have had a first attempt (retries are not new ones)."""
-    query = select(func.count()).where(Trial.study_id == study_id, Trial.round == round, Trial.attempt == 0)
-    return int(session.scalar(query) or 0)
+    return int(session.scalar(_started_query(study_id, round)) or 0)
 
 
 def _running(session: Session, study_id: int) -> int:
@@ -248,6 +268,20 @@ def _advance(session: Session, *, study: Study, now: datetime, opened: list[Roun
         opened.append(rounds.current_round(session, study=study))
 
 
+def _after_result(session: Session, row: Trial, *, now: datetime, opened: list[Round]) -> None:
+    """Advance the study if the result of ``row`` may have finished its round.
+
+    While configurations of the trial's round have still to start, that round cannot be
+    over (and it is the current one): one indexed count settles the common case."""
+    query = select(Round.budget, _started_query(row.study_id, row.round).scalar_subquery())
+    found = session.execute(query.where(Round.study_id == row.study_id, Round.number == row.round)).first()
+    if found is not None and int(found[1] or 0) < found[0]:
+        return
+    study = session.get(Study, row.study_id)
+    assert study is not None
+    _advance(session, study=study, now=now, opened=opened)
+
+
 def publish_rounds(storage: optuna.storages.RDBStorage, opened: list[Round]) -> None:
     for round_ in opened:
         try:
@@ -258,17 +292,25 @@ def publish_rounds(storage: optuna.storages.RDBStorage, opened: list[Round]) -> 
 
 def _candidate(session: Session, *, study: Study, now: datetime, opened: list[Round]) -> _Candidate | None:
     """The study's next grant, if it has room for one: a WAITING trial or a new configuration."""
-    _advance(session, study=study, now=now, opened=opened)
     if study.status != "running":
         return None
+    state = _round_state(session, study.id, study.current_round)
+    if state is None:
+        return None
+    current, started, waiting = state
+    if waiting == 0 and started >= current.budget:
+        # The round's budget is out: it may have finished, opening the next round or
+        # completing the study (the only case in which advancing can change anything).
+        _advance(session, study=study, now=now, opened=opened)
+        if study.status != "running":
+            return None
+        state = _round_state(session, study.id, study.current_round)
+        if state is None:
+            return None
+        current, started, waiting = state
+        if started >= current.budget and waiting == 0:
+            return None
     if study.max_concurrent is not None and _running(session, study.id) >= study.max_concurrent:
-        return None
-    current = session.get(Round, (study.id, study.current_round))
-    if current is None:
-        return None
-    started = started_configurations(session, study_id=study.id, round=current.number)
-    waiting = _waiting_trials(session, study.id)
-    if started >= current.budget and waiting == 0:
         return None
     return _Candidate(
         study=study,
@@ -320,6 +362,7 @@ def grant_lease(
     opened: list[Round] = []
     grant: Grant | None = None
     candidate: _Candidate | None = None
+    seen: dict[str, Any] = {"worker": worker, "host": host, "devices": devices, "now": now}
     with held_transaction(db) as held:
         with session_in(db, held) as session:
             for study_id in _studies_in_turn(session, studies=studies):
@@ -329,16 +372,17 @@ def grant_lease(
                 candidate = _candidate(session, study=study, now=now, opened=opened)
                 if candidate is not None:
                     break
-        seen = {"worker": worker, "host": host, "devices": devices, "now": now}
-        if candidate is not None and candidate.waiting == 0 and candidate.spec.sampler.type in _DRAWN:
-            grant = _draw(db, held, storage=storage, settings=settings, candidate=candidate, seen=seen)
-        else:
-            if candidate is not None:
-                grant = _ask(
-                    db, held, storage=storage, settings=settings, candidate=candidate, worker=worker, now=now
-                )
+            if candidate is not None and candidate.waiting == 0 and candidate.spec.sampler.type in _DRAWN:
+                # The common case, in this same transaction: one commit per grant.
+                grant = _draw(session, settings=settings, candidate=candidate, seen=seen)
+            elif candidate is None:
+                _seen(session, **seen, trial=None)
+        if grant is None and candidate is not None:
+            grant = _ask(
+                db, held, storage=storage, settings=settings, candidate=candidate, worker=worker, now=now
+            )
             with session_in(db, held) as session:
-                _seen(session, worker=worker, host=host, devices=devices, now=now, trial=grant)
+                _seen(session, **seen, trial=grant)
     publish_rounds(storage, opened)
     return grant
 
@@ -347,70 +391,52 @@ def grant_lease(
 _DRAWN = ("random", "sobol")
 
 
-def _draw(
-    db: Database,
-    held: Session | None,
-    *,
-    storage: optuna.storages.RDBStorage,
-    settings: Settings,
-    candidate: _Candidate,
-    seen: dict[str, Any],
-) -> Grant:
-    """A new configuration from a box sampler, in one transaction besides Optuna's create.
+def _draw(session: Session, *, settings: Settings, candidate: _Candidate, seen: dict[str, Any]) -> Grant:
+    """A new configuration from a box sampler, written in the caller's transaction.
 
-    The same trial ``study.ask()`` + ``suggest_params`` would make (same params, same
-    distributions, same ``hone_round`` attribute), without one commit per parameter."""
+    The same trial ``study.ask()`` + ``suggest_params`` would make (same number, params,
+    distributions and ``hone_round`` attribute), without one commit per Optuna call."""
     spec, study_row, now = candidate.spec, candidate.study, seen["now"]
     sampler = create_sampler(spec, box=candidate.box, index=candidate.index)
     assert isinstance(sampler, BoxSampler)
-    trial_id = storage.create_new_trial(study_row.id)
+    trial_id, number = optuna_rows.create_trial(session, study_id=study_row.id)
     lease_id = uuid.uuid4().hex
     expires = now + timedelta(seconds=settings.grace_period)
-    try:
-        with session_in(db, held) as session:
-            number = optuna_rows.trial_number(session, trial_id)
-            drawn = optuna.trial.FixedTrial(
-                {name: sampler.value(number, name) for name in spec.space}, number
-            )
-            params = suggest_params(drawn, spec)
-            optuna_rows.add_params(
-                session, trial_id=trial_id, params=params, distributions=drawn.distributions
-            )
-            optuna_rows.add_user_attrs(session, trial_id=trial_id, attrs={"hone_round": candidate.round})
-            session.add(
-                Trial(
-                    study_id=study_row.id,
-                    trial_id=trial_id,
-                    number=number,
-                    round=candidate.round,
-                    config_number=number,
-                    attempt=0,
-                    state="running",
-                    params=params,
-                    lease_id=lease_id,
-                    lease_expires_at=expires,
-                    heartbeat_at=now,
-                    worker_id=seen["worker"],
-                    started_at=now,
-                    updated_at=now,
-                )
-            )
-            session.execute(update(Study).where(Study.id == study_row.id).values(last_granted_at=now))
-            grant = Grant(
-                lease_id=lease_id,
-                expires_at=expires,
-                heartbeat_interval=settings.heartbeat_interval,
-                study_id=study_row.id,
-                study_name=study_row.name,
-                number=number,
-                params=params,
-                round=candidate.round,
-                objective=objective_for_worker(spec),
-            )
-            _seen(session, **seen, trial=grant)
-    except Exception:
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        raise
+    drawn = optuna.trial.FixedTrial({name: sampler.value(number, name) for name in spec.space}, number)
+    params = suggest_params(drawn, spec)
+    optuna_rows.add_params(session, trial_id=trial_id, params=params, distributions=drawn.distributions)
+    optuna_rows.add_user_attrs(session, trial_id=trial_id, attrs={"hone_round": candidate.round})
+    session.add(
+        Trial(
+            study_id=study_row.id,
+            trial_id=trial_id,
+            number=number,
+            round=candidate.round,
+            config_number=number,
+            attempt=0,
+            state="running",
+            params=params,
+            lease_id=lease_id,
+            lease_expires_at=expires,
+            heartbeat_at=now,
+            worker_id=seen["worker"],
+            started_at=now,
+            updated_at=now,
+        )
+    )
+    session.execute(update(Study).where(Study.id == study_row.id).values(last_granted_at=now))
+    grant = Grant(
+        lease_id=lease_id,
+        expires_at=expires,
+        heartbeat_interval=settings.heartbeat_interval,
+        study_id=study_row.id,
+        study_name=study_row.name,
+        number=number,
+        params=params,
+        round=candidate.round,
+        objective=objective_for_worker(spec),
+    )
+    _seen(session, **seen, trial=grant)
     return grant
 
 
@@ -489,17 +515,18 @@ def _seen(
     now: datetime,
     trial: Grant | None,
 ) -> None:
-    row = session.get(Worker, worker)
-    if row is None:
-        row = Worker(id=worker, host=host, devices=devices or [], first_seen=now, last_seen=now)
-        session.add(row)
-    row.last_seen = now
+    changes: dict[str, Any] = {
+        "last_seen": now,
+        "current_study_id": trial.study_id if trial else None,
+        "current_trial_number": trial.number if trial else None,
+    }
     if host:
-        row.host = host
+        changes["host"] = host
     if devices is not None:
-        row.devices = list(devices)
-    row.current_study_id = trial.study_id if trial else None
-    row.current_trial_number = trial.number if trial else None
+        changes["devices"] = list(devices)
+    result = session.execute(update(Worker).where(Worker.id == worker).values(**changes))
+    if getattr(result, "rowcount", 1) == 0:
+        session.add(Worker(**{"id": worker, "host": host, "devices": [], "first_seen": now, **changes}))
 
 
 def _lease_row(session: Session, lease_id: str, *, lock: bool = False) -> Trial:
@@ -745,9 +772,7 @@ def _end(
             changes["reason"] = "pruned by the worker"
         session.execute(update(Trial).where(Trial.id == row.id).values(**changes))
         _release_worker(session, row)
-        study = session.get(Study, row.study_id)
-        assert study is not None
-        _advance(session, study=study, now=now, opened=opened)
+        _after_result(session, row, now=now, opened=opened)
 
 
 def _same_result(row: Trial, outcome: Outcome, *, value: float | None, reason: str | None) -> bool:
@@ -864,10 +889,9 @@ def _fail(
                 "hone_round": row.round,
             },
         )
-    with session_in(db, held) as session:
-        study = session.get(Study, row.study_id)
-        assert study is not None
-        _advance(session, study=study, now=now, opened=opened)
+    if not requeue:  # a re-queued configuration keeps its round open
+        with session_in(db, held) as session:
+            _after_result(session, row, now=now, opened=opened)
     return requeue
 
 

@@ -6,8 +6,8 @@ more next to hone's own. Here the rows Optuna would write go into the caller's
 transaction instead, so a grant or a report is one commit. The rows are exactly Optuna's
 (its table definitions, its value encodings), and optuna-dashboard reads them as usual.
 
-Trials are still created by Optuna (``storage.create_new_trial``: the trial number is
-Optuna's to assign). A lease's trial is finished here, as ``set_trial_state_values`` would,
+A sampled trial is created here too, numbered the way Optuna numbers it (under a lock on
+Optuna's study row, the trials before it counted). A lease's trial is finished here, as ``set_trial_state_values`` would,
 so that its value, its metrics and hone's own row commit together: no crash can leave
 Optuna with a result that hone has not recorded. Failures and the reaper still go through
 Optuna's storage.
@@ -22,6 +22,7 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.storages._rdb.models import (
+    StudyModel,
     TrialIntermediateValueModel,
     TrialModel,
     TrialParamModel,
@@ -29,9 +30,10 @@ from optuna.storages._rdb.models import (
     TrialValueModel,
 )
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+_studies = StudyModel.__table__
 _trials = TrialModel.__table__
 _params = TrialParamModel.__table__
 _user_attrs = TrialUserAttributeModel.__table__
@@ -39,11 +41,18 @@ _intermediate = TrialIntermediateValueModel.__table__
 _values = TrialValueModel.__table__
 
 
-def trial_number(session: Session, trial_id: int) -> int:
-    """The number Optuna gave the trial."""
-    number = session.scalar(select(_trials.c.number).where(_trials.c.trial_id == trial_id))
-    assert number is not None, f"Optuna has no trial {trial_id}"
-    return int(number)
+def create_trial(session: Session, *, study_id: int) -> tuple[int, int]:
+    """A new RUNNING trial of the study, as ``storage.create_new_trial`` makes it: Optuna's
+    study row locked (Optuna's own guard for numbering), number = the trials before it.
+    Returns ``(trial_id, number)``."""
+    session.execute(select(_studies.c.study_id).where(_studies.c.study_id == study_id).with_for_update())
+    before = select(func.count()).where(_trials.c.study_id == study_id).scalar_subquery()
+    row = session.execute(
+        insert(_trials)
+        .values(study_id=study_id, number=before, state=TrialState.RUNNING, datetime_start=datetime.now())
+        .returning(_trials.c.trial_id, _trials.c.number)
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def trial_state(session: Session, trial_id: int) -> TrialState | None:
