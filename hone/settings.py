@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Browser origins allowed to call the API."
     )
     log_json: bool = Field(default=False, description="Log one JSON object per line.")
+    report_overhead: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of a worker slot's time step reports may cost; faster steps are sent together.",
+    )
 
     @field_validator("admin_token", "token")
     @classmethod

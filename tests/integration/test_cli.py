@@ -53,6 +53,12 @@ def test_every_subcommand_has_help(args: list[str]) -> None:
     assert "Usage" in result.output
 
 
+def test_a_report_overhead_outside_zero_to_one_is_one_clear_error() -> None:
+    result = run_hone("worker", "--token", ADMIN_TOKEN, "--report-overhead", "2", env=clean_env(), timeout=60)
+    assert result.returncode == 2
+    assert "--report-overhead" in result.stderr and "Traceback" not in result.stderr
+
+
 class LiveApi:
     def __init__(self, url: str, workdir: Path) -> None:
         self.url = url
