@@ -712,7 +712,6 @@ def finish(
             _end(
                 db,
                 held,
-                storage=storage,
                 row=row,
                 outcome=outcome,
                 value=value,
@@ -743,7 +742,6 @@ def _end(
     db: Database,
     held: Session | None,
     *,
-    storage: optuna.storages.RDBStorage,
     row: Trial,
     outcome: Outcome,
     value: float | None,
@@ -917,7 +915,6 @@ def expire_lease(
         _end(
             db,
             held,
-            storage=storage,
             row=row,
             outcome=outcome,
             value=value,

@@ -242,11 +242,14 @@ class SlotLoop:
                 )
                 run.lease_lost = True
                 return True
-            except (ApiUnavailable, ApiRejected) as error:
+            except ApiUnavailable as error:
                 # Keep training: the final result matters more than intermediate values,
                 # which go with the next report or the result.
                 self.log.warning("report not delivered", extra={"fields": {"error": str(error)}})
                 self.pacer.put_back(batch)
+                return False
+            except ApiRejected as error:  # asking again cannot change a 4xx: drop these steps
+                self.log.warning("report refused", extra={"fields": {"error": str(error)}})
                 return False
             now = time.monotonic()
             self.pacer.sent(now - started, now)
@@ -355,14 +358,18 @@ class SlotLoop:
             run.finished = True
             lease = run.grant.lease_id
             try:
-                if action == "complete":
-                    self.client.complete(
-                        lease, value=value, metrics=metrics or {}, steps=steps, deadline=deadline
+                try:
+                    self._send_result(action, lease, value, metrics, reason, retry, steps, deadline)
+                except ApiRejected as error:
+                    if not steps:
+                        raise
+                    # A step the service refuses (a negative step number from user code, say)
+                    # must not cost the result: send it again without the held-back steps.
+                    self.log.warning(
+                        "held-back steps refused, sending the result without them",
+                        extra={"fields": {"lease": lease, "error": str(error)}},
                     )
-                elif action == "fail":
-                    self.client.fail(lease, reason=reason, retry=retry, steps=steps, deadline=deadline)
-                else:
-                    self.client.prune(lease, deadline=deadline)
+                    self._send_result(action, lease, value, metrics, reason, retry, None, deadline)
             except LeaseGone as error:
                 self.log.warning(
                     "result refused (late or superseded lease), moving on",
@@ -372,6 +379,24 @@ class SlotLoop:
                 self.log.error(
                     "result not delivered", extra={"fields": {"lease": lease, "error": str(error)}}
                 )
+
+    def _send_result(
+        self,
+        action: Literal["complete", "fail", "prune"],
+        lease: str,
+        value: float,
+        metrics: dict[str, float] | None,
+        reason: str,
+        retry: bool,
+        steps: list[dict[str, Any]] | None,
+        deadline: float,
+    ) -> None:
+        if action == "complete":
+            self.client.complete(lease, value=value, metrics=metrics or {}, steps=steps, deadline=deadline)
+        elif action == "fail":
+            self.client.fail(lease, reason=reason, retry=retry, steps=steps, deadline=deadline)
+        else:
+            self.client.prune(lease, deadline=deadline)
 
     def _log_end(self, run: _TrialRun, outcome: str, value: float | None, reason: str | None) -> None:
         fields: dict[str, object] = {

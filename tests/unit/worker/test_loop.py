@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 import types
 from typing import Any
 
@@ -77,7 +78,11 @@ def _objectives() -> types.ModuleType:
                 break
         return 1.0
 
-    for function in (good, nan, broken, oom, prunable):
+    def negative_step(params: dict[str, Any], report: Any) -> float:
+        report(-1, 0.5)
+        return 0.25
+
+    for function in (good, nan, broken, oom, prunable, negative_step):
         setattr(module, function.__name__, function)
     return module
 
@@ -133,3 +138,24 @@ def test_a_finished_result_is_retried_while_the_api_is_down() -> None:
     loop.run()
     assert failures["left"] == 0
     assert [p for p, _ in api.finished()] == ["/leases/good/complete"]
+
+
+def test_a_held_back_step_the_service_refuses_does_not_cost_the_result() -> None:
+    api = FakeApi(["negative_step"])
+
+    def strict(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        body = json.loads(request.content) if request.content else {}
+        if path.endswith("/leases"):
+            time.sleep(0.05)  # a 50 ms round trip: steps within 0.5 s of it are held back
+        if any(s["step"] < 0 for s in body.get("steps", [])):
+            api.calls.append((path.removeprefix("/api/v1"), body))
+            return httpx.Response(422, json={"detail": [{"loc": ["body", "steps", 0, "step"]}]})
+        return api(request)
+
+    options = SlotOptions(api_url="http://api", token="t", worker_id="w", devices=["cpu"], exit_when_idle=0)
+    loop = SlotLoop(options, client=LeaseClient("http://api", "t", transport=httpx.MockTransport(strict)))
+    assert loop.run() == 0
+    completes = [b for p, b in api.calls if p == "/leases/negative_step/complete"]
+    assert completes[0]["steps"][0]["step"] == -1  # held back, then sent with the result: refused
+    assert completes[-1] == {"value": 0.25, "metrics": {}}  # the result itself got through
