@@ -33,7 +33,8 @@ class Step:
     metrics: dict[str, float]
 
     def as_json(self) -> dict[str, object]:
-        return {"step": self.step, "value": self.value, "metrics": self.metrics}
+        """As a held-back step travels (``steps`` of a report or a result): no metrics."""
+        return {"step": self.step, "value": self.value}
 
 
 class ReportPacer:

@@ -77,14 +77,20 @@ class LeaseGrant(BaseModel):
 MAX_STEPS_PER_CALL = 10_000
 
 
-class StepIn(BaseModel):
+class HeldStep(BaseModel):
+    """A step sent along with a later one (its per-step metrics stay with the worker: the
+    pruner reads values only, and the largest valid batch stays far below the body limit)."""
+
     step: int = Field(ge=0, le=10_000_000)
     value: float
+
+
+class StepIn(HeldStep):
     metrics: Metrics
 
 
 Steps = Annotated[
-    list[StepIn],
+    list[HeldStep],
     Field(
         default_factory=list,
         max_length=MAX_STEPS_PER_CALL,
@@ -98,7 +104,7 @@ class ReportIn(StepIn):
     steps: Steps
 
 
-def _step_values(steps: list[StepIn], field: str) -> dict[int, float]:
+def _step_values(steps: list[HeldStep], field: str) -> dict[int, float]:
     return {s.step: _finite(s.value, ("body", field, str(i), "value")) for i, s in enumerate(steps)}
 
 
