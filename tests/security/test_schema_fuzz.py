@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core.errors import UnsupportedSchema
 from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.generation import GenerationMode
 
@@ -124,6 +125,12 @@ def fuzz_every_operation(api_schema: Any, examples: int, *, derandomize: bool = 
                 run()
             except Unsatisfiable:
                 assert mode == GenerationMode.NEGATIVE  # nothing to get wrong in a call without inputs
+            except UnsupportedSchema:
+                # Some draws of a negated study spec hit a `not` schemathesis cannot invert
+                # (seen on POST /studies, by seed): its negative run stops there. Valid
+                # specs are still fuzzed, and tests/security/test_hostile_input.py sends
+                # the malformed ones by hand.
+                assert mode == GenerationMode.NEGATIVE, f"{operation.method} {operation.path}"
             except FlakyStrategyDefinition:
                 pass  # generation fed by earlier answers; every call made was checked
     assert not failures, "\n\n".join(list(failures)[:10])
