@@ -295,21 +295,18 @@ def _candidate(session: Session, *, study: Study, now: datetime, opened: list[Ro
     if study.status != "running":
         return None
     state = _round_state(session, study.id, study.current_round)
-    if state is None:
-        return None
-    current, started, waiting = state
-    if waiting == 0 and started >= current.budget:
+    if state is not None and state[2] == 0 and state[1] >= state[0].budget:
         # The round's budget is out: it may have finished, opening the next round or
         # completing the study (the only case in which advancing can change anything).
         _advance(session, study=study, now=now, opened=opened)
         if study.status != "running":
             return None
         state = _round_state(session, study.id, study.current_round)
-        if state is None:
-            return None
-        current, started, waiting = state
-        if started >= current.budget and waiting == 0:
-            return None
+    if state is None:
+        return None
+    current, started, waiting = state
+    if started >= current.budget and waiting == 0:
+        return None
     if study.max_concurrent is not None and _running(session, study.id) >= study.max_concurrent:
         return None
     return _Candidate(

@@ -212,8 +212,7 @@ class LeaseClient:
     ) -> bool:
         """Send a step (and ``earlier`` ones held back); True when the pruner says stop."""
         body: dict[str, Any] = {"step": step, "value": value, "metrics": metrics}
-        if earlier:
-            body["steps"] = earlier
+        _add_steps(body, earlier)
         return bool(self._lease_call(lease_id, "report", body, deadline).get("prune", False))
 
     def heartbeat(self, lease_id: str, *, deadline: float = 10.0) -> Heartbeat:
@@ -234,8 +233,7 @@ class LeaseClient:
         deadline: float = 3600.0,
     ) -> None:
         body: dict[str, Any] = {"value": value, "metrics": metrics}
-        if steps:
-            body["steps"] = steps
+        _add_steps(body, steps)
         self._lease_call(lease_id, "complete", body, deadline)
 
     def fail(
@@ -248,12 +246,17 @@ class LeaseClient:
         deadline: float = 3600.0,
     ) -> None:
         body: dict[str, Any] = {"reason": reason, "retry": retry}
-        if steps:
-            body["steps"] = steps
+        _add_steps(body, steps)
         self._lease_call(lease_id, "fail", body, deadline)
 
     def prune(self, lease_id: str, *, deadline: float = 3600.0) -> None:
         self._lease_call(lease_id, "prune", None, deadline)
+
+
+def _add_steps(body: dict[str, Any], steps: list[dict[str, Any]] | None) -> None:
+    """Held-back steps ride along only when there are some (older APIs ignore the field)."""
+    if steps:
+        body["steps"] = steps
 
 
 def _detail(response: httpx.Response) -> str:
