@@ -422,7 +422,11 @@ class PrunerSpec(BaseModel):
     interval_steps: int = Field(default=1, ge=1, le=100_000)
     n_min_trials: int = Field(default=1, ge=1, le=MAX_TOTAL_TRIALS)
     percentile: float = Field(default=25.0, gt=0, lt=100)
-    min_resource: int | Literal["auto"] = Field(default="auto")
+    min_resource: int | Literal["auto"] = Field(
+        default="auto",
+        description="Epochs before a successive_halving/hyperband trial is first judged; "
+        "auto: max_epochs // reduction_factor**2 (at least 1)",
+    )
     reduction_factor: int = Field(default=3, ge=2, le=100)
     min_early_stopping_rate: int = Field(default=0, ge=0, le=100)
     patience: int = Field(default=3, ge=0, le=100_000)

@@ -208,3 +208,44 @@ def test_hyperband_takes_max_epochs_as_its_maximum_resource(example: dict[str, A
     pruner = create_pruner(spec)
     assert isinstance(pruner, HyperbandPruner)
     assert pruner._max_resource == 30
+
+
+@pytest.mark.parametrize("kind", ["successive_halving", "hyperband"])
+@pytest.mark.parametrize(
+    ("max_epochs", "options", "expected"),
+    [
+        (30, {}, 3),  # auto: a ninth of training, three rungs
+        (100, {}, 11),
+        (5, {}, 1),
+        (100, {"reduction_factor": 2}, 25),
+        (30, {"min_resource": 7}, 7),  # an explicit value is kept
+    ],
+)
+def test_auto_min_resource_is_a_fraction_of_max_epochs(
+    example: dict[str, Any], kind: str, max_epochs: int, options: dict[str, Any], expected: int
+) -> None:
+    example["objective"]["max_epochs"] = max_epochs
+    spec = StudySpec.model_validate({**example, "pruner": {"type": kind, **options}})
+    pruner = create_pruner(spec)
+    assert isinstance(pruner, (SuccessiveHalvingPruner, HyperbandPruner))
+    assert pruner._min_resource == expected
+
+
+def test_successive_halving_does_not_judge_a_trial_before_its_first_rung(example: dict[str, Any]) -> None:
+    """With max_epochs 27 the first rung is epoch 3: a trial far behind the others at epochs
+    1 and 2 runs on (its curve may still cross theirs) and is cut at epoch 3."""
+    example["objective"]["max_epochs"] = 27
+    spec = StudySpec.model_validate({**example, "pruner": {"type": "successive_halving"}})
+    study = optuna.create_study(direction="minimize", pruner=create_pruner(spec))
+    for _ in range(6):  # good trials that reached the first rung
+        good = study.ask()
+        for step in range(1, 4):
+            good.report(0.1, step)
+            assert not good.should_prune()
+        study.tell(good, 0.1)
+    slow = study.ask()
+    verdicts = []
+    for step in range(1, 4):
+        slow.report(5.0, step)
+        verdicts.append(slow.should_prune())
+    assert verdicts == [False, False, True]
