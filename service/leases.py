@@ -804,18 +804,21 @@ def _release_worker(session: Session, row: Trial) -> None:
 
 
 def _counted_failures(session: Session, row: Trial) -> int:
-    """Failed attempts of the row's configuration that count against ``max_retries``."""
-    return int(
+    """Failed attempts of the row's configuration that count against ``max_retries``,
+    ``row`` included (counted as failing now, whatever its state)."""
+    others = int(
         session.scalar(
             select(func.count()).where(
                 Trial.study_id == row.study_id,
                 Trial.config_number == row.config_number,
+                Trial.id != row.id,
                 Trial.state == "failed",
                 func.coalesce(Trial.reason, "") != SHUTDOWN_REASON,
             )
         )
         or 0
     )
+    return others + 1
 
 
 def _requeued_already(session: Session, row: Trial) -> bool:
@@ -858,15 +861,15 @@ def _fail(
     now: datetime,
     opened: list[Round],
 ) -> bool:
-    """Fail ``row``'s trial and re-queue its configuration when allowed; True if re-queued."""
+    """Fail ``row``'s trial and re-queue its configuration when allowed; True if re-queued.
+
+    The retry is queued (Optuna commits it at once) before hone's row is marked failed: an
+    API that dies in between leaves the row ``running``, so the reaper fails it again and
+    :func:`_requeued_already` keeps the configuration from being queued twice. The other
+    order lost the retry on SQLite, where the two are separate commits: a ``failed`` row is
+    never looked at again."""
     set_optuna_state(storage, row.trial_id, TrialState.FAIL, None)
     with session_in(db, held) as session:
-        session.execute(
-            update(Trial)
-            .where(Trial.id == row.id)
-            .values(state="failed", reason=reason[:4000], finished_at=now, updated_at=now)
-        )
-        _release_worker(session, row)
         requeue = (
             retry
             and (reason == SHUTDOWN_REASON or _counted_failures(session, row) <= settings.max_retries)
@@ -884,8 +887,14 @@ def _fail(
                 "hone_round": row.round,
             },
         )
-    if not requeue:  # a re-queued configuration keeps its round open
-        with session_in(db, held) as session:
+    with session_in(db, held) as session:
+        session.execute(
+            update(Trial)
+            .where(Trial.id == row.id)
+            .values(state="failed", reason=reason[:4000], finished_at=now, updated_at=now)
+        )
+        _release_worker(session, row)
+        if not requeue:  # a re-queued configuration keeps its round open
             _after_result(session, row, now=now, opened=opened)
     return requeue
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import optuna
+import pytest
 from sqlalchemy import update
 
 from service.tables import Trial, utcnow
 from tests.api.conftest import Api
-from tests.api.test_leases import expire, granted, reap, rows
+from tests.api.test_leases import expire, granted, on, reap, rows
 
 
 def waiting(api: Api) -> int:
@@ -56,3 +57,38 @@ def test_a_result_that_reached_optuna_before_the_api_died_is_kept_not_rerun(api:
     [row] = rows(api)
     assert (row.state, row.value) == ("complete", 0.125)
     assert api.get(f"/studies/{grant['study']['id']}").json()["status"] == "completed"
+
+
+class _Died(Exception):
+    """The API process dying at this point of a request."""
+
+
+def test_an_api_that_dies_while_queueing_a_retry_loses_no_configuration(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's fail with retry: if the API dies before the retry reaches Optuna's queue,
+    hone's row must still be running, so the reaper fails it again and queues the retry
+    (once). Marking the row failed first lost the configuration on SQLite."""
+    api.create_study(rounds=[{"trials": 1}])
+    grant = granted(api)
+    lease_id = grant["lease"]["id"]
+
+    def dies(*args: object, **kwargs: object) -> None:
+        raise _Died
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", dies)
+    with pytest.raises(_Died):
+        on(api, lease_id, "fail", {"reason": "CUDA out of memory", "retry": True})
+    monkeypatch.undo()
+    [row] = rows(api)
+    assert row.state == "running", "the row was failed before its retry was queued"
+
+    expire(api, lease_id)
+    assert reap(api) == 1
+    assert waiting(api) == 1
+    retry = granted(api)
+    assert retry["trial"]["params"] == grant["trial"]["params"]
+    assert on(api, retry["lease"]["id"], "complete", {"value": 0.5}).status_code == 200
+    assert [r.state for r in rows(api)] == ["failed", "complete"]
+    assert api.get(f"/studies/{grant['study']['id']}").json()["status"] == "completed"
+    assert waiting(api) == 0
