@@ -34,7 +34,7 @@ def param_importances(session: Session, *, study: Study, sample: int = SAMPLE) -
     query = select(Trial.params, Trial.value).where(*completed_where)
     sampled = completed > sample
     query = query.order_by(func.random()).limit(sample) if sampled else query.order_by(Trial.number)
-    distributions = StudySpec.model_validate(study.spec).distributions()
+    distributions = StudySpec.from_stored(study.spec).distributions()
     trials = [
         trial
         for params, value in session.execute(query)

@@ -128,7 +128,7 @@ _specs: _Recent[_StudyKey, StudySpec] = _Recent(64)
 
 def study_spec(study: Study) -> StudySpec:
     """The study's validated spec, parsed once per process."""
-    return _specs.get(_study_key(None, study), lambda: StudySpec.model_validate(study.spec))
+    return _specs.get(_study_key(None, study), lambda: StudySpec.from_stored(study.spec))
 
 
 @dataclass(frozen=True)

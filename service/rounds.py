@@ -43,7 +43,7 @@ class RoundCounts(TypedDict):
 
 def load_spec(study: Study) -> StudySpec:
     """The validated spec stored on a study."""
-    return StudySpec.model_validate(study.spec)
+    return StudySpec.from_stored(study.spec)
 
 
 def create_first_round(session: Session, *, study: Study, spec: StudySpec, now: datetime) -> Round:

@@ -45,6 +45,7 @@ from pydantic import (
     ModelWrapValidatorHandler,
     PlainValidator,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -498,7 +499,9 @@ class StudySpec(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _validate(cls, data: Any, handler: ModelWrapValidatorHandler[StudySpec]) -> StudySpec:
+    def _validate(
+        cls, data: Any, handler: ModelWrapValidatorHandler[StudySpec], info: ValidationInfo
+    ) -> StudySpec:
         shorthand = isinstance(data, dict) and "trials" in data
         if shorthand:
             assert isinstance(data, dict)
@@ -512,7 +515,7 @@ class StudySpec(BaseModel):
             )
         try:
             spec = handler(data)
-            spec._check_across_fields()
+            spec._check_across_fields(stored=bool(info.context and info.context.get("stored")))
         except ValidationError as exc:
             raise _relocated(exc, shorthand, data) from None
         except SpecError as exc:
@@ -534,7 +537,14 @@ class StudySpec(BaseModel):
                 raise ValueError(f"parameter name {name!r} must be 1-128 printable characters")
         return space
 
-    def _check_across_fields(self) -> None:
+    @classmethod
+    def from_stored(cls, data: Any) -> StudySpec:
+        """A study's spec as the database holds it. Checks added after the study was created
+        that would refuse it (a pruner that never prunes) are skipped: its trials and
+        results are already there and must stay readable."""
+        return cls.model_validate(data, context={"stored": True})
+
+    def _check_across_fields(self, *, stored: bool = False) -> None:
         for name, param in self.space.items():
             for parent, values in (param.when or {}).items():
                 loc: tuple[str | int, ...] = ("space", name, "when", parent)
@@ -558,13 +568,24 @@ class StudySpec(BaseModel):
             self._check_mlp_space()
         if self.sampler.type == "grid":
             self._check_grid()
-        resource = self.pruner.min_resource
-        if (
-            self.pruner.type == "hyperband"
-            and isinstance(resource, int)
-            and resource > self.objective.max_epochs
-        ):
-            raise SpecError(("pruner", "min_resource"), "min_resource exceeds objective.max_epochs")
+        if not stored:
+            self._check_first_rung()
+
+    def _check_first_rung(self) -> None:
+        """A successive-halving or Hyperband pruner whose first rung comes after the last
+        epoch would never prune: refused, rather than silently doing nothing."""
+        pruner, max_epochs = self.pruner, self.objective.max_epochs
+        if pruner.type not in ("successive_halving", "hyperband") or pruner.min_resource == "auto":
+            return
+        rate = pruner.min_early_stopping_rate if pruner.type == "successive_halving" else 0
+        first = pruner.min_resource * pruner.reduction_factor**rate
+        if first > max_epochs:
+            detail = "" if rate == 0 else f" × reduction_factor^min_early_stopping_rate = {first}"
+            raise SpecError(
+                ("pruner", "min_resource"),
+                f"the first rung (min_resource {pruner.min_resource}{detail}) comes after "
+                f"objective.max_epochs ({max_epochs}): this pruner would never prune",
+            )
 
     def _check_mlp_space(self) -> None:
         for name, param in self.space.items():

@@ -46,7 +46,7 @@ def get_study(session: Session, *, study_id: int) -> Study:
 
 
 def study_spec(study: Study) -> StudySpec:
-    return StudySpec.model_validate(study.spec)
+    return StudySpec.from_stored(study.spec)
 
 
 def create_study(
