@@ -190,13 +190,13 @@ def _pruner(pruner: PrunerSpec, *, max_epochs: int) -> BasePruner:
             )
         case "successive_halving":
             return SuccessiveHalvingPruner(
-                min_resource=min_resource(pruner, max_epochs=max_epochs),
+                min_resource=pruner.min_resource_for(max_epochs),
                 reduction_factor=pruner.reduction_factor,
                 min_early_stopping_rate=pruner.min_early_stopping_rate,
             )
         case "hyperband":
             return HyperbandPruner(
-                min_resource=min_resource(pruner, max_epochs=max_epochs),
+                min_resource=pruner.min_resource_for(max_epochs),
                 max_resource=max_epochs,
                 reduction_factor=pruner.reduction_factor,
             )
@@ -206,21 +206,6 @@ def _pruner(pruner: PrunerSpec, *, max_epochs: int) -> BasePruner:
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 return PatientPruner(wrapped, patience=pruner.patience, min_delta=pruner.min_delta)
     raise AssertionError(f"unknown pruner {pruner.type!r}")  # pragma: no cover
-
-
-def min_resource(pruner: PrunerSpec, *, max_epochs: int) -> int:
-    """Epochs before a successive-halving or Hyperband trial is first judged.
-
-    ``auto`` is ``max_epochs // reduction_factor**2`` (at least 1): three rungs, the first
-    after a ninth of training with the default factor. Optuna's own ``auto`` (1 % of the
-    first finished trial's steps) judges every trial of a short run after one epoch, when
-    learning curves still cross: a slow starter that ends best is cut there. Measured in
-    ``benchmarks/pruning.py``: on 27-epoch learning curves successive halving's median best
-    went from 0.12 to 0.071 (no pruning: 0.072) at 3.8x the configurations per epoch.
-    """
-    if pruner.min_resource != "auto":
-        return pruner.min_resource
-    return max(1, max_epochs // pruner.reduction_factor**2)
 
 
 def suggest_params(trial: BaseTrial, spec: StudySpec) -> dict[str, Any]:

@@ -441,6 +441,20 @@ class PrunerSpec(BaseModel):
             raise ValueError("min_resource must be >= 1 or 'auto'")
         return value
 
+    def min_resource_for(self, max_epochs: int) -> int:
+        """Epochs before a successive-halving or Hyperband trial is first judged.
+
+        ``auto`` is ``max_epochs // reduction_factor**2`` (at least 1): three rungs, the first
+        after a ninth of training with the default factor. Optuna's own ``auto`` (1 % of the
+        first finished trial's steps) judges every trial of a short run after one epoch, when
+        learning curves still cross: a slow starter that ends best is cut there. Measured in
+        ``benchmarks/pruning.py``: on 27-epoch learning curves successive halving's median
+        best went from 0.12 to 0.071 (no pruning: 0.072) at 3.8x the configurations per epoch.
+        """
+        if self.min_resource != "auto":
+            return self.min_resource
+        return max(1, max_epochs // self.reduction_factor**2)
+
     @model_validator(mode="after")
     def _options_match_type(self) -> PrunerSpec:
         allowed = _PRUNER_OPTIONS[self.type]
@@ -575,15 +589,17 @@ class StudySpec(BaseModel):
         """A successive-halving or Hyperband pruner whose first rung comes after the last
         epoch would never prune: refused, rather than silently doing nothing."""
         pruner, max_epochs = self.pruner, self.objective.max_epochs
-        if pruner.type not in ("successive_halving", "hyperband") or pruner.min_resource == "auto":
+        if pruner.type not in ("successive_halving", "hyperband"):
             return
+        resource = pruner.min_resource_for(max_epochs)
         rate = pruner.min_early_stopping_rate if pruner.type == "successive_halving" else 0
-        first = pruner.min_resource * pruner.reduction_factor**rate
+        first = resource * pruner.reduction_factor**rate
         if first > max_epochs:
+            given = f"{resource}" if pruner.min_resource != "auto" else f"auto = {resource}"
             detail = "" if rate == 0 else f" × reduction_factor^min_early_stopping_rate = {first}"
             raise SpecError(
                 ("pruner", "min_resource"),
-                f"the first rung (min_resource {pruner.min_resource}{detail}) comes after "
+                f"the first rung (min_resource {given}{detail}) comes after "
                 f"objective.max_epochs ({max_epochs}): this pruner would never prune",
             )
 

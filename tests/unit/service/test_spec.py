@@ -330,6 +330,12 @@ MISTAKES: list[tuple[str, Mutation, tuple[Any, ...], str]] = [
         "= 36) comes after objective.max_epochs (30)",
     ),
     (
+        "an auto first rung pushed past the last epoch by min_early_stopping_rate",
+        _set(("pruner",), {"type": "successive_halving", "min_early_stopping_rate": 3}),
+        ("pruner", "min_resource"),
+        "min_resource auto = 3 × reduction_factor^min_early_stopping_rate = 81",
+    ),
+    (
         "a negative warm-up",
         _set(("pruner", "n_warmup_steps"), -1),
         ("pruner", "n_warmup_steps"),
