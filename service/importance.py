@@ -16,9 +16,9 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.caches import study_spec
 from service.errors import Conflict
 from service.schemas import ImportanceOut
-from service.spec import StudySpec
 from service.tables import Study, Trial
 
 SAMPLE = 1000
@@ -34,7 +34,7 @@ def param_importances(session: Session, *, study: Study, sample: int = SAMPLE) -
     query = select(Trial.params, Trial.value).where(*completed_where)
     sampled = completed > sample
     query = query.order_by(func.random()).limit(sample) if sampled else query.order_by(Trial.number)
-    distributions = StudySpec.from_stored(study.spec).distributions()
+    distributions = study_spec(study).distributions()
     trials = [
         trial
         for params, value in session.execute(query)

@@ -30,14 +30,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -49,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from hone.settings import Settings
 from service import optuna_rows, rounds
+from service.caches import CACHE_STUDIES, Recent, StudyKey, study_key, study_spec
 from service.db import Database
 from service.errors import Conflict, NotFound
 from service.pruner_storage import PrunerStorage
@@ -68,67 +67,20 @@ _OPTUNA_STATE: dict[Outcome, TrialState] = {
 }
 
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class _Recent(Generic[K, V]):
-    """A small per-process cache of the most recently used entries, safe across threads."""
-
-    def __init__(self, size: int) -> None:
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: K, make: Callable[[], V], *, still_valid: Callable[[V], bool] | None = None) -> V:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None and (still_valid is None or still_valid(found)):
-                self._items.move_to_end(key)
-                return found
-        made = make()  # outside the lock: making one may read the database
-        with self._lock:
-            self._items[key] = made
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return made
-
-
-# Per-study caches are keyed by the study's id, name and creation time: SQLite can reuse
-# the id of a deleted study. Only a few studies each, since they hold finished trials.
-_CACHE_STUDIES = 8
-_StudyKey = tuple[int, int, str, datetime]
-
-
-def _study_key(owner: object, study: Study) -> _StudyKey:
-    return (id(owner), study.id, study.name, study.created_at)
-
-
 # Optuna wraps a bare RDBStorage in a fresh _CachedStorage per Study object, so a pruner
 # reading the study's finished trials reloaded them all on every report (O(trials) per
 # step). One cache per study and process reads only what is new, as `study.optimize` does;
 # finished trials never change, so a cache is safe across processes.
-_cached_storages: _Recent[_StudyKey, _CachedStorage] = _Recent(_CACHE_STUDIES)
+_cached_storages: Recent[StudyKey, _CachedStorage] = Recent(CACHE_STUDIES)
 
 
 def study_storage(storage: optuna.storages.RDBStorage, study: Study) -> BaseStorage:
     """A per-process caching view of ``storage`` for one study."""
     return _cached_storages.get(
-        _study_key(storage, study),
+        study_key(storage, study),
         lambda: _CachedStorage(storage),
         still_valid=lambda cached: cached._backend is storage,
     )
-
-
-# A study's spec never changes; parsing it (pydantic) on every grant and report cost more
-# than the rest of a report.
-_specs: _Recent[_StudyKey, StudySpec] = _Recent(64)
-
-
-def study_spec(study: Study) -> StudySpec:
-    """The study's validated spec, parsed once per process."""
-    return _specs.get(_study_key(None, study), lambda: StudySpec.from_stored(study.spec))
 
 
 @dataclass(frozen=True)
@@ -630,14 +582,14 @@ def _may_prune(pruner: PrunerSpec, *, completed: int, step: int) -> bool:
     return True
 
 
-_pruner_storages: _Recent[_StudyKey, PrunerStorage] = _Recent(_CACHE_STUDIES)
-_pruning_studies: _Recent[_StudyKey, optuna.Study] = _Recent(_CACHE_STUDIES)
+_pruner_storages: Recent[StudyKey, PrunerStorage] = Recent(CACHE_STUDIES)
+_pruning_studies: Recent[StudyKey, optuna.Study] = Recent(CACHE_STUDIES)
 
 
 def _pruner_storage(storage: optuna.storages.RDBStorage, study_row: Study) -> PrunerStorage:
     """The study's finished trials as its pruner sees them, kept per process."""
     return _pruner_storages.get(
-        _study_key(storage, study_row),
+        study_key(storage, study_row),
         lambda: PrunerStorage(storage),
         still_valid=lambda found: found._backend is storage,
     )
@@ -647,7 +599,7 @@ def _pruning_study(finished: PrunerStorage, study_row: Study, spec: StudySpec) -
     """An Optuna Study with the spec's pruner over ``finished``, made once per process
     (making one reads the database; pruners keep no state that another report could spoil)."""
     return _pruning_studies.get(
-        _study_key(finished, study_row),
+        study_key(finished, study_row),
         lambda: optuna.Study(
             study_name=study_row.name,
             storage=finished,

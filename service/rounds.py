@@ -23,6 +23,7 @@ from optuna.storages import BaseStorage
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
+from service.caches import study_spec
 from service.narrowing import Box, full_box, narrow, validate_box
 from service.spec import StudySpec
 from service.tables import Round, Study, Trial
@@ -39,11 +40,6 @@ class RoundCounts(TypedDict):
     complete: int
     pruned: int
     failed: int
-
-
-def load_spec(study: Study) -> StudySpec:
-    """The validated spec stored on a study."""
-    return StudySpec.from_stored(study.spec)
 
 
 def create_first_round(session: Session, *, study: Study, spec: StudySpec, now: datetime) -> Round:
@@ -139,7 +135,7 @@ def round_is_finished(session: Session, *, study: Study, round: int, pending_ret
 
 def preview_next_round(session: Session, *, study: Study) -> Box:
     """The box the next round would sample, narrowed around the best completed trials."""
-    spec = load_spec(study)
+    spec = study_spec(study)
     box: Box = current_round(session, study=study).box
     completed = session.scalar(
         select(func.count())
@@ -181,7 +177,7 @@ def open_next_round(
     round opened by hand) ``trials`` is required. ``box`` (validated against the spec)
     replaces the narrowed box. A completed study runs again. Raises ValueError.
     """
-    spec = load_spec(study)
+    spec = study_spec(study)
     number = study.current_round + 1
     if trials is None:
         if number > len(spec.rounds):
@@ -224,7 +220,7 @@ def advance(session: Session, *, study: Study, pending_retries: int, now: dateti
         session, study=study, round=study.current_round, pending_retries=pending_retries
     ):
         return False
-    if study.current_round < len(load_spec(study).rounds):
+    if study.current_round < len(study_spec(study).rounds):
         open_next_round(session, study=study, now=now)
         return True
     close_round(session, study=study, now=now)

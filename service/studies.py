@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import leases, rounds
+from service.caches import study_spec
 from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
 from service.results import best_trial, counts_by_study, trial_counts, trial_out
@@ -43,10 +44,6 @@ def get_study(session: Session, *, study_id: int) -> Study:
     if study is None:
         raise NotFound(f"no study with id {study_id}")
     return study
-
-
-def study_spec(study: Study) -> StudySpec:
-    return StudySpec.from_stored(study.spec)
 
 
 def create_study(

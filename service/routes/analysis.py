@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from service import export, importance, results, studies
+from service.caches import study_spec
 from service.deps import DbDep, ReadAuth
 from service.errors import NotFound
 from service.schemas import ImportanceOut, TrialOut, error_responses
@@ -62,7 +63,7 @@ def export_trials(
 ) -> StreamingResponse:
     with db.reading() as session:
         study = studies.get_study(session, study_id=study_id)
-        names = studies.study_spec(study).param_order()
+        names = study_spec(study).param_order()
     filename = f"hone-study-{study_id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if format == "csv":

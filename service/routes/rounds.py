@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from service import results, rounds, studies
+from service.caches import study_spec
 from service.deps import AdminAuth, DbDep, ReadAuth, StorageDep
 from service.errors import Conflict, InvalidInput
 from service.schemas import OpenRoundRequest, RoundOut, RoundPreview, TrialCounts, error_responses
@@ -53,7 +54,7 @@ def preview_round(study_id: int, db: DbDep, _principal: ReadAuth) -> RoundPrevie
         study = studies.get_study(session, study_id=study_id)
         box = rounds.preview_next_round(session, study=study)
         number = study.current_round + 1
-        planned = studies.study_spec(study).rounds
+        planned = study_spec(study).rounds
         budget = planned[number - 1].trials if number <= len(planned) else None
     return RoundPreview(number=number, budget=budget, box=dict(box))
 

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 import pytest
 
-from service.leases import study_spec
+from service.caches import study_spec
 from service.sampling import create_sampler, suggest_params
 from service.tables import Study
 from tests.api.conftest import Api

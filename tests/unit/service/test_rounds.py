@@ -48,7 +48,8 @@ def _study(session: Session, spec: StudySpec, *, study_id: int = 1) -> Study:
         metric=spec.objective.metric,
         status="running",
         current_round=1,
-        created_at=NOW,
+        # A study is known by id, name and creation time (service.caches): each test's is new.
+        created_at=utcnow(),
         updated_at=NOW,
     )
     session.add(study)
