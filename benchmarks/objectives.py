@@ -76,6 +76,26 @@ def _curve(params: dict[str, Any], report: Report, *, epochs: int) -> float:
     return value
 
 
+def curve_values(params: dict[str, Any], epochs: int) -> list[float]:
+    """The learning curve's value after each epoch, for ``params`` (nothing is pruned)."""
+    values: list[float] = []
+
+    def keep(step: int, value: float) -> bool:
+        values.append(value)
+        return False
+
+    _curve(params, keep, epochs=epochs)
+    return values
+
+
+def curve_lead(params: dict[str, Any], rival: dict[str, Any], epochs: int) -> int:
+    """The last epoch after which ``rival``'s learning curve is still ahead (lower) than
+    ``params``'s; 0 when it never is."""
+    ours, theirs = curve_values(params, epochs), curve_values(rival, epochs)
+    behind = [epoch for epoch, (a, b) in enumerate(zip(ours, theirs, strict=True), start=1) if b < a]
+    return max(behind, default=0)
+
+
 def learning_curve_9(params: dict[str, Any], report: Report) -> float:
     return _curve(params, report, epochs=9)
 

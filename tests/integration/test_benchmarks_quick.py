@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import pruning, report, service_overhead
+from benchmarks import objectives, pruning, report, service_overhead
 
 pytestmark = pytest.mark.slow
 
@@ -47,3 +47,14 @@ def test_pruning_counts_epochs_and_configurations_for_every_pruner() -> None:
     for row in rows.values():
         assert row["epochs_per_seed"] >= budget and row["configs_per_seed"] >= 1
     assert rows["none"]["speedup"] == 1.0
+
+
+def test_the_learning_curve_lead_is_the_last_epoch_the_rival_is_ahead() -> None:
+    best, rival = {"lr": 10**-2.5, "units": 128}, {"lr": 10**-2.0, "units": 128}
+    lead = objectives.curve_lead(best, rival, 27)
+    ours, theirs = objectives.curve_values(best, 27), objectives.curve_values(rival, 27)
+    assert 1 < lead < 27
+    assert theirs[lead - 1] < ours[lead - 1]
+    assert all(a <= b for a, b in zip(ours[lead:], theirs[lead:], strict=True))
+    assert objectives.curve_lead(best, best, 27) == 0
+    assert f"half a decade more learning rate until epoch {lead} of 27" in pruning._lead_note(27)
