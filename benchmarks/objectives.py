@@ -17,6 +17,8 @@ Report = Callable[..., bool]
 
 # Known global minima of the analytic objectives.
 OPTIMA: dict[str, float] = {"branin": 0.397887, "hartmann6": -3.32237, "lr_valley": 0.0}
+# The learning curve's best configuration: where ``_curve``'s gap is 0.
+CURVE_OPTIMUM: dict[str, float] = {"lr": 10**-2.5, "units": 128}
 
 _HARTMANN_A = [
     [10, 3, 17, 3.5, 1.7, 8],

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.modes import mode_of, mode_parser
-from benchmarks.objectives import curve_lead
+from benchmarks.objectives import CURVE_OPTIMUM, curve_lead
 from benchmarks.stats import median, table, target
 
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
@@ -164,10 +164,10 @@ def run(mode: str, *, seeds: int, jobs: int) -> dict[str, Any]:
 
 def _lead_note(epochs: int) -> str:
     """Until which epoch the learning curve's optimum trails faster learners (computed)."""
-    best = {"lr": 10**-2.5, "units": 128}
 
     def until(up: float) -> str:
-        lead = curve_lead(best, {"lr": 10 ** (-2.5 + up), "units": 128}, epochs)
+        rival = {**CURVE_OPTIMUM, "lr": CURVE_OPTIMUM["lr"] * 10**up}
+        lead = curve_lead(CURVE_OPTIMUM, rival, epochs)
         return f"for all {epochs} epochs" if lead == epochs else f"until epoch {lead} of {epochs}"
 
     return (

@@ -50,7 +50,8 @@ def test_pruning_counts_epochs_and_configurations_for_every_pruner() -> None:
 
 
 def test_the_learning_curve_lead_is_the_last_epoch_the_rival_is_ahead() -> None:
-    best, rival = {"lr": 10**-2.5, "units": 128}, {"lr": 10**-2.0, "units": 128}
+    best = objectives.CURVE_OPTIMUM
+    rival = {**best, "lr": best["lr"] * 10**0.5}
     lead = objectives.curve_lead(best, rival, 27)
     ours, theirs = objectives.curve_values(best, 27), objectives.curve_values(rival, 27)
     assert 1 < lead < 27
