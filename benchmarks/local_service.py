@@ -75,7 +75,7 @@ class LocalService:
         url = f"sqlite:///{self._dir / 'hone.db'}"
         schema.upgrade(url)
         token = secrets.token_hex(16)
-        settings = Settings(_env_file=None, database_url=url, admin_token=token, reaper_interval=3600)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url=url, admin_token=token, reaper_interval=3600)
         self.client = TestClient(create_app(settings))
         self.client.__enter__()
         self.client.headers["Authorization"] = f"Bearer {token}"

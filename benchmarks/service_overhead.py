@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,9 @@ class _Counter:
             return int(conn.execute(query, {"s": study_id}).scalar() or 0)
 
 
-def _measure(count: Any, study_id: int, *, warmup: float, seconds: float, deadline: float = 120.0) -> float:
+def _measure(
+    count: Callable[[int], int], study_id: int, *, warmup: float, seconds: float, deadline: float = 120.0
+) -> float:
     start = time.monotonic()
     while count(study_id) < 1:  # processes still starting
         if time.monotonic() - start > deadline:
