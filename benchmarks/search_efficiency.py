@@ -4,8 +4,13 @@ Every method runs as a real hone study through the lease protocol (``LocalServic
 the same trial budget, the same objective and the same seeds:
 
 - ``grid``: hone's grid sampler; each numeric parameter gets ``k = max(2, floor(budget^(1/d)))``
-  cell-centred points on its own scale (log-spaced for a log parameter: the best grid one
-  can write, not a straw man); a grid larger than the budget is visited in a seeded order.
+  evenly spaced points on its own scale (log-spaced for a log parameter: the best grid one
+  can write, not a straw man), and the parameters listed first get one point more while the
+  grid still fits the budget (so the grid spends the budget, as a user's would). The grid
+  is shifted by a seeded random offset below one spacing, per parameter: a fixed grid's
+  result depends only on where the task's optimum sits against its points, so over seeds it
+  would be one sample repeated, not a median; a shifted grid is to a grid what scrambling
+  is to Sobol. A grid larger than the budget is visited in a seeded order.
 - ``random``: one round of random sampling on each parameter's scale.
 - ``sobol``: one round of scrambled Sobol points.
 - ``coarse_to_fine``: random sampling in 3 rounds of 50 % / 25 % / 25 % of the budget (the
@@ -24,6 +29,7 @@ breast_cancer and wine (validation loss, a few epochs). Run alone:
 from __future__ import annotations
 
 import math
+import random
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -130,13 +136,26 @@ def tasks(mode: str) -> list[Task]:
     return analytic + trainer
 
 
-def _grid_space(space: dict[str, Any], budget: int) -> dict[str, Any]:
-    """Every numeric parameter as ``k`` cell-centred values on its own scale."""
-    k = max(2, math.floor(budget ** (1 / len(space)) + 1e-9))
+def grid_counts(space: dict[str, Any], budget: int) -> list[int]:
+    """Points per parameter: ``k = max(2, floor(budget^(1/d)))`` each, then one more for the
+    parameters listed first while the grid still fits the budget."""
+    counts = [max(2, math.floor(budget ** (1 / len(space)) + 1e-9))] * len(space)
+    for i in range(len(counts)):
+        if math.prod(counts) // counts[i] * (counts[i] + 1) > budget:
+            break
+        counts[i] += 1
+    return counts
+
+
+def grid_space(space: dict[str, Any], budget: int, seed: int) -> dict[str, Any]:
+    """Every numeric parameter as evenly spaced values on its own scale, shifted by a seeded
+    random fraction of one spacing."""
+    rng = random.Random(seed)
     out: dict[str, Any] = {}
-    for name, param in space.items():
+    for (name, param), k in zip(space.items(), grid_counts(space, budget), strict=True):
         low, high, scale = float(param["low"]), float(param["high"]), param.get("scale", "linear")
-        points = [(i + 0.5) / k for i in range(k)]
+        shift = rng.random()
+        points = [(i + shift) / k for i in range(k)]
         if scale == "log":
             values = [10 ** (math.log10(low) + p * (math.log10(high) - math.log10(low))) for p in points]
         elif scale == "reverse_log":
@@ -162,7 +181,7 @@ def spec_for(task: Task, method: str, seed: int) -> dict[str, Any]:
         "rounds": [{"trials": budget}],
     }
     if method == "grid":
-        spec["space"] = _grid_space(task.space, budget)
+        spec["space"] = grid_space(task.space, budget, seed)
         spec["sampler"]["type"] = "grid"
     elif method == "sobol":
         spec["sampler"]["type"] = "sobol"
