@@ -39,6 +39,8 @@ from typing import Any
 from benchmarks.modes import mode_of, mode_parser
 from benchmarks.objectives import OPTIMA
 from benchmarks.stats import median, table, target
+from service.scales import from_scale, to_scale
+from service.spec import FloatParam, IntParam
 
 METHODS = ("grid", "random", "sobol", "coarse_to_fine", "tpe")
 
@@ -153,16 +155,10 @@ def grid_space(space: dict[str, Any], budget: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     out: dict[str, Any] = {}
     for (name, param), k in zip(space.items(), grid_counts(space, budget), strict=True):
-        low, high, scale = float(param["low"]), float(param["high"]), param.get("scale", "linear")
         shift = rng.random()
-        points = [(i + shift) / k for i in range(k)]
-        if scale == "log":
-            values = [10 ** (math.log10(low) + p * (math.log10(high) - math.log10(low))) for p in points]
-        elif scale == "reverse_log":
-            a, b = math.log10(1 - low), math.log10(1 - high)
-            values = [1 - 10 ** (a + p * (b - a)) for p in points]
-        else:
-            values = [low + p * (high - low) for p in points]
+        model = (IntParam if param["type"] == "int" else FloatParam).model_validate(param)
+        start, end = to_scale(model, model.low), to_scale(model, model.high)
+        values = [from_scale(model, start + (i + shift) / k * (end - start)) for i in range(k)]
         choices: list[Any] = (
             [round(v) for v in values] if param["type"] == "int" else [float(f"{v:.6g}") for v in values]
         )
