@@ -51,6 +51,7 @@ from service.caches import CACHE_STUDIES, Recent, StudyKey, study_key, study_spe
 from service.db import Database
 from service.errors import Conflict, NotFound
 from service.pruner_storage import PrunerStorage
+from service.results import configurations_started
 from service.sampling import BoxSampler, create_pruner, create_sampler, suggest_params
 from service.spec import PrunerSpec, StudySpec
 from service.tables import Round, Study, Trial, Worker
@@ -162,7 +163,7 @@ def _waiting_trials(session: Session, study_id: int) -> int:
 
 
 def _started_query(study_id: int, round: Any) -> Select[Any]:
-    return select(func.count()).where(Trial.study_id == study_id, Trial.round == round, Trial.attempt == 0)
+    return configurations_started(study_id, round)
 
 
 def _round_state(session: Session, study_id: int, round: int) -> tuple[Round, int, int] | None:

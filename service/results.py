@@ -1,9 +1,9 @@
 """What a study's trials have produced, asked of ``hone_trials`` in SQL: counts by state,
 the best trial, keyset pages, and export batches.
 
-Nothing here loads all of a study's trials: counts are GROUP BYs over indexed columns,
-the best is an ``ORDER BY value LIMIT 1``, pages are keyset (``WHERE (value, number) >
-cursor``) so page 1,000 costs what page 1 costs.
+Nothing here loads all of a study's trials: counts are read from the counter rows that
+database triggers keep (``hone_trial_counts``), the best is an ``ORDER BY value LIMIT 1``,
+pages are keyset (``WHERE (value, number) > cursor``) so page 1,000 costs what page 1 costs.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput
 from service.schemas import TrialCounts, TrialOut
-from service.tables import Trial
+from service.tables import Trial, TrialCount
 
 OrderBy = Literal["value", "number"]
 DEFAULT_PAGE = 100
@@ -30,48 +30,47 @@ TRIAL_STATES = ("running", "complete", "pruned", "failed")
 
 
 def trial_counts(session: Session, *, study_id: int) -> TrialCounts:
-    """A study's trials by state: one GROUP BY answered from the (study_id, state) index."""
+    """A study's trials by state, from its counter rows (a few rows, however many trials)."""
     return counts_by_study(session, study_ids=[study_id])[study_id]
 
 
 def counts_by_study(session: Session, *, study_ids: list[int]) -> dict[int, TrialCounts]:
-    """Trials by state for many studies in one GROUP BY over the (study_id, state) index."""
+    """Trials by state for many studies, from ``hone_trial_counts`` (one row per round and
+    state that the database's triggers keep in step with ``hone_trials``)."""
     result = {study_id: TrialCounts() for study_id in study_ids}
     if not study_ids:
         return result
     query = (
-        select(Trial.study_id, Trial.state, func.count())
-        .where(Trial.study_id.in_(study_ids))
-        .group_by(Trial.study_id, Trial.state)
+        select(TrialCount.study_id, TrialCount.state, func.sum(TrialCount.trials))
+        .where(TrialCount.study_id.in_(study_ids))
+        .group_by(TrialCount.study_id, TrialCount.state)
     )
     for study_id, state, count in session.execute(query):
         counts = result[study_id]
         if state in TRIAL_STATES:
-            setattr(counts, state, count)
-        counts.total += count
+            setattr(counts, state, int(count))
+        counts.total += int(count)
     return result
 
 
 def counts_by_round(session: Session, *, study_id: int) -> dict[int, TrialCounts]:
     """Trials by state, and configurations (first attempts), for every round of a study."""
-    query = (
-        select(
-            Trial.round,
-            Trial.state,
-            func.count(),
-            func.coalesce(func.sum(case((Trial.attempt == 0, 1), else_=0)), 0),
-        )
-        .where(Trial.study_id == study_id)
-        .group_by(Trial.round, Trial.state)
-    )
+    query = select(TrialCount).where(TrialCount.study_id == study_id, TrialCount.trials > 0)
     result: dict[int, TrialCounts] = {}
-    for round_number, state, count, first_attempts in session.execute(query):
-        counts = result.setdefault(round_number, TrialCounts(configurations=0))
-        if state in TRIAL_STATES:
-            setattr(counts, state, count)
-        counts.total += count
-        counts.configurations = (counts.configurations or 0) + int(first_attempts)
+    for row in session.scalars(query):
+        counts = result.setdefault(row.round, TrialCounts(configurations=0))
+        if row.state in TRIAL_STATES:
+            setattr(counts, row.state, row.trials)
+        counts.total += row.trials
+        counts.configurations = (counts.configurations or 0) + row.configurations
     return result
+
+
+def configurations_started(study_id: int, round: Any) -> Select[Any]:
+    """How many configurations of a round have had a first attempt (a scalar query)."""
+    return select(func.coalesce(func.sum(TrialCount.configurations), 0)).where(
+        TrialCount.study_id == study_id, TrialCount.round == round
+    )
 
 
 def _value_order(direction: str) -> tuple[ColumnElement[Any], ...]:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from service.caches import study_spec
 from service.narrowing import Box, full_box, narrow, validate_box
+from service.results import configurations_started
 from service.spec import StudySpec
 from service.tables import Round, Study, Trial
 
@@ -79,11 +80,7 @@ def top_trials(session: Session, *, study: Study, limit: int, round: int | None 
 
 def round_counts(session: Session, *, study_id: int, round: int) -> RoundCounts:
     """How many configurations of the round started, and where each one's latest attempt is."""
-    started = session.scalar(
-        select(func.count())
-        .select_from(Trial)
-        .where(Trial.study_id == study_id, Trial.round == round, Trial.attempt == 0)
-    )
+    started = session.scalar(configurations_started(study_id, round))
     later = aliased(Trial)
     newer_attempt = (
         select(later.id)
@@ -120,13 +117,9 @@ def round_is_finished(session: Session, *, study: Study, round: int, pending_ret
     found = session.get(Round, (study.id, round))
     if found is None or pending_retries > 0:
         return False
-    # Every grant and result asks this: settle the common "budget not started yet" with one
-    # indexed count before grouping the round's configurations by their latest attempt.
-    started = session.scalar(
-        select(func.count())
-        .select_from(Trial)
-        .where(Trial.study_id == study.id, Trial.round == round, Trial.attempt == 0)
-    )
+    # Every grant and result asks this: settle the common "budget not started yet" from the
+    # round's counter rows before grouping its configurations by their latest attempt.
+    started = session.scalar(configurations_started(study.id, round))
     if int(started or 0) < found.budget:
         return False
     counts = round_counts(session, study_id=study.id, round=round)

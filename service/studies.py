@@ -27,7 +27,7 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.results import best_trial, counts_by_study, trial_counts, trial_out
 from service.schemas import EnqueuedTrial, StudyDetail, StudySummary, TrialCounts
 from service.spec import StudySpec
-from service.tables import Round, Study, Trial
+from service.tables import Round, Study, Trial, TrialCount
 
 Action = Literal["pause", "resume", "stop"]
 SPEC_ATTR = "hone_spec"
@@ -156,6 +156,7 @@ def delete_study(db: Database, storage: optuna.storages.RDBStorage, *, study_id:
         optuna.delete_study(study_name=name, storage=storage)
     with db.transaction() as session:
         session.execute(delete(Trial).where(Trial.study_id == study_id))
+        session.execute(delete(TrialCount).where(TrialCount.study_id == study_id))
         session.execute(delete(Round).where(Round.study_id == study_id))
         session.execute(delete(Study).where(Study.id == study_id))
 

@@ -142,6 +142,25 @@ class Trial(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class TrialCount(Base):
+    """How many of a round's trials are in each state, kept by database triggers on
+    ``hone_trials`` (migration 0002) in the transaction of every insert, update and delete.
+
+    Summaries of a study with 100,000 trials read a handful of these rows instead of
+    counting the trials; triggers rather than Python so that no writer (the lease
+    protocol, the reaper, a delete, a bulk import) can change a trial and forget the count.
+    """
+
+    __tablename__ = "hone_trial_counts"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("hone_studies.id", ondelete="CASCADE"), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    trials: Mapped[int] = mapped_column(Integer, default=0)
+    # First attempts (attempt 0) among them: round budgets count configurations.
+    configurations: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Token(Base):
     """A bearer token, stored as its SHA-256 hash; the secret is shown once at creation."""
 

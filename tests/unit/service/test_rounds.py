@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service import schema
 from service.db import Database
 from service.narrowing import box_contains, full_box
 from service.rounds import (
@@ -21,7 +22,7 @@ from service.rounds import (
     top_trials,
 )
 from service.spec import StudySpec
-from service.tables import Base, Round, Study, Trial, utcnow
+from service.tables import Round, Study, Trial, utcnow
 
 NOW = utcnow()
 _trial_ids = count(1)
@@ -29,8 +30,8 @@ _trial_ids = count(1)
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
+    schema.upgrade(db_url)  # the migrations, whose triggers keep the round counters
     database = Database(db_url)
-    Base.metadata.create_all(database.engine)
     yield database
     database.dispose()
 
