@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -91,6 +92,7 @@ def machine() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "calibration_ms": calibration_ms(),
         "gpu": _gpu(),
         "python": platform.python_version(),
         "torch": _version("torch"),
@@ -100,6 +102,20 @@ def machine() -> dict[str, Any]:
         "commit": _commit(),
         "platform": platform.platform(),
     }
+
+
+def calibration_ms(repeat: int = 5) -> float:
+    """Milliseconds for a fixed pure-Python loop, best of ``repeat``: a stamp of the host's
+    single-core speed. Ratios need none, but the one absolute figure (the big study's
+    milliseconds) can only be compared between runs with it."""
+    best = math.inf
+    for _ in range(repeat):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
 
 
 def _argv(name: str, mode: str, gpu: bool) -> list[str] | None:
@@ -232,6 +248,11 @@ def _document(
         [
             "CPU",
             f"{info['cpu']} × {info['cores']} cores (1-min load average at start: {info['load_average']:.1f})",
+        ],
+        [
+            "CPU speed",
+            f"{info['calibration_ms']:.0f} ms for a fixed pure-Python loop (`benchmarks.report.calibration_ms`; "
+            "lower is faster): compare absolute figures of two runs only with this",
         ],
         ["GPU", info["gpu"] or "none (GPU figures not measured in this run)"],
         [
