@@ -162,16 +162,12 @@ def _waiting_trials(session: Session, study_id: int) -> int:
     return int(session.scalar(_waiting_query(study_id)) or 0)
 
 
-def _started_query(study_id: int, round: Any) -> Select[Any]:
-    return configurations_started(study_id, round)
-
-
 def _round_state(session: Session, study_id: int, round: int) -> tuple[Round, int, int] | None:
     """A round, its configurations started and the study's WAITING trials: one query (this
     runs on every grant)."""
     query = select(
         Round,
-        _started_query(study_id, round).scalar_subquery(),
+        configurations_started(study_id, round).scalar_subquery(),
         _waiting_query(study_id).scalar_subquery(),
     ).where(Round.study_id == study_id, Round.number == round)
     found = session.execute(query).first()
@@ -199,7 +195,7 @@ def enqueued_configurations(session: Session, study_id: int) -> int:
 
 def started_configurations(session: Session, *, study_id: int, round: int) -> int:
     """Configurations of a round that have had a first attempt (retries are not new ones)."""
-    return int(session.scalar(_started_query(study_id, round)) or 0)
+    return int(session.scalar(configurations_started(study_id, round)) or 0)
 
 
 def _running(session: Session, study_id: int) -> int:
@@ -226,7 +222,7 @@ def _after_result(session: Session, row: Trial, *, now: datetime, opened: list[R
 
     While configurations of the trial's round have still to start, that round cannot be
     over (and it is the current one): one indexed count settles the common case."""
-    query = select(Round.budget, _started_query(row.study_id, row.round).scalar_subquery())
+    query = select(Round.budget, configurations_started(row.study_id, row.round).scalar_subquery())
     found = session.execute(query.where(Round.study_id == row.study_id, Round.number == row.round)).first()
     if found is not None and int(found[1] or 0) < found[0]:
         return
