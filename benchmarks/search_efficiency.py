@@ -81,8 +81,8 @@ def tasks(mode: str) -> list[Task]:
     tasks at 1ce1960 and 3 of 6 at a90336a through the same narrowing, while replays of hone's
     draws (200 seeds of each analytic task, 30 of each trainer task, commit d3c3c4d) put its
     win rate at 61 % or more on every task (Branin, where it won 4 seeds of 10 here, 61 %).
-    The analytic tasks take seconds, so even quick mode gives them 10
-    seeds: a win rate over 3 seeds cannot tell a method that wins 80 % of the time from a coin.
+    The analytic tasks take seconds, so even quick mode gives them 10 seeds: a win rate over 3
+    seeds cannot tell a method that wins 80 % of the time from a coin.
     """
     budget = {"full": 40, "quick": 20, "smoke": 8}[mode]
     seeds = {"full": 30, "quick": 10, "smoke": 1}[mode]

@@ -328,7 +328,7 @@ def _targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
     lines = [
         "A no-op objective with the 10-parameter space; trials/s over "
-        f"{result['seconds_measured']:g} s after a warm-up, {result.get('repeats', 1)} interleaved repeats per "
+        f"{result['seconds_measured']:g} s after a warm-up, {result['repeats']} interleaved repeats per "
         "setting (hone and raw Optuna one after the other, the order swapped every repeat); trials/s are "
         "medians over repeats and ratio = the median of the repeats' hone / raw Optuna ratios (higher is "
         "better for hone). "
@@ -353,7 +353,7 @@ def markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
                     r["hone"],
                     r["raw"],
                     f"{r['ratio']:.2f}×",
-                    ", ".join(f"{x:.2f}×" for x in r.get("ratios", [r["ratio"]])),
+                    ", ".join(f"{x:.2f}×" for x in r["ratios"]),
                 ]
                 for r in result["rows"]
             ],
