@@ -42,7 +42,7 @@ def test_service_overhead_measures_hone_and_raw_optuna_on_the_same_database() ->
 def test_pruning_counts_epochs_and_configurations_for_every_pruner() -> None:
     result = pruning.main(["--smoke", "--jobs", "1"])
     rows = result["tasks"]["learning_curve"]["pruners"]
-    assert set(rows) == {"none", "median", "successive_halving", "hyperband"}
+    assert set(rows) == {"none", "median", "percentile", "successive_halving", "hyperband"}
     budget = result["tasks"]["learning_curve"]["epoch_budget"]
     for row in rows.values():
         assert row["epochs_per_seed"] >= budget and row["configs_per_seed"] >= 1

@@ -203,6 +203,23 @@ def test_create_pruner_builds_the_configured_pruner(
     assert isinstance(create_pruner(spec), expected)
 
 
+def test_the_default_percentile_pruner_cuts_only_the_bottom_quarter(example: dict[str, Any]) -> None:
+    """Against 8 finished trials that read 1..8 at epoch 1, the 75th percentile is 6.25:
+    a trial at 6 (mid-pack) runs on, one at 6.5 (worse than three quarters) is pruned."""
+    spec = StudySpec.model_validate({**example, "pruner": {"type": "percentile"}})
+    study = optuna.create_study(pruner=create_pruner(spec))
+    for value in range(1, 9):
+        trial = study.ask()
+        trial.report(float(value), 1)
+        study.tell(trial, float(value))
+    verdicts = {}
+    for value in (6.0, 6.5):
+        trial = study.ask()
+        trial.report(value, 1)
+        verdicts[value] = trial.should_prune()
+    assert verdicts == {6.0: False, 6.5: True}
+
+
 def test_hyperband_takes_max_epochs_as_its_maximum_resource(example: dict[str, Any]) -> None:
     spec = StudySpec.model_validate({**example, "pruner": {"type": "hyperband"}})
     pruner = create_pruner(spec)

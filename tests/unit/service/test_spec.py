@@ -397,3 +397,13 @@ def test_a_stored_spec_refused_by_a_later_check_still_loads(example: dict[str, A
         StudySpec.model_validate(example)
     spec = StudySpec.from_stored(example)
     assert spec.pruner.min_resource == 40
+
+
+def test_a_spec_stored_with_an_earlier_percentile_default_still_loads(example: dict[str, Any]) -> None:
+    """Stored specs hold every option at the default of their day: a median study created
+    when the percentile default was 25 loads, while a new request that sets it is refused."""
+    example["pruner"] = {**StudySpec.model_validate(example).pruner.model_dump(), "percentile": 25.0}
+    with pytest.raises(ValidationError, match="percentile is not an option of the median pruner"):
+        StudySpec.model_validate(example)
+    spec = StudySpec.from_stored(example)
+    assert spec.pruner.type == "median" and spec.pruner.percentile == 25.0
