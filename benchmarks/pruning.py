@@ -187,9 +187,9 @@ def _lead_note(epochs: int) -> str:
 
 
 def _seeds_label(result: dict[str, Any]) -> str:
-    first = result.get("first_seed", 0)
+    first = result["first_seed"]
     label = f"{result['seeds']} seeds" + (f" ({first}–{first + result['seeds'] - 1})" if first else "")
-    if result.get("percentile") is not None:
+    if result["percentile"] is not None:
         label += f", percentile pruner at {result['percentile']:g} instead of hone's default"
     return label
 

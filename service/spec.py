@@ -397,6 +397,11 @@ class SamplerSpec(BaseModel):
         return self
 
 
+def _is_stored(info: ValidationInfo) -> bool:
+    """Whether this is a study's spec read back from the database (``StudySpec.from_stored``)."""
+    return bool(info.context and info.context.get("stored"))
+
+
 # The percentile pruner's default keeps the top three quarters at each epoch: it cuts only
 # trials that most finished trials beat, so a slow starter that ends best survives where
 # the median pruner (the top half) cuts it (benchmarks/pruning.py's learning curves).
@@ -432,7 +437,7 @@ class PrunerSpec(BaseModel):
         default=PERCENTILE_KEPT,
         gt=0,
         lt=100,
-        description="percentile: a trial whose best value so far is worse than this percentile "
+        description="A trial whose best value so far is worse than this percentile "
         "of the completed trials' values at the same epoch is pruned (the top `percentile` % are kept)",
     )
     min_resource: int | Literal["auto"] = Field(
@@ -469,7 +474,7 @@ class PrunerSpec(BaseModel):
 
     @model_validator(mode="after")
     def _options_match_type(self, info: ValidationInfo) -> PrunerSpec:
-        if info.context and info.context.get("stored"):
+        if _is_stored(info):
             # A stored spec holds every option at the default of its day (a study created
             # before PERCENTILE_KEPT changed holds percentile 25): it was checked then.
             return self
@@ -545,7 +550,7 @@ class StudySpec(BaseModel):
             )
         try:
             spec = handler(data)
-            spec._check_across_fields(stored=bool(info.context and info.context.get("stored")))
+            spec._check_across_fields(stored=_is_stored(info))
         except ValidationError as exc:
             raise _relocated(exc, shorthand, data) from None
         except SpecError as exc:
