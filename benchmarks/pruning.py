@@ -182,7 +182,9 @@ def _lead_note(epochs: int) -> str:
     return (
         "The optimum (lr 10^-2.5, 128 units) learns slowly: it trails the configuration with half "
         f"a decade more learning rate {until(0.5)}, and the one with ten times the learning rate "
-        f"{until(1.0)}. A pruner that ranks trials at equal epochs and judges before then cuts it."
+        f"{until(1.0)}. Judged at equal epochs before then, it is often cut by a pruner that keeps the "
+        "top half (median) or third (successive halving), less often by one that keeps the top "
+        "three quarters (percentile)."
     )
 
 
