@@ -172,6 +172,7 @@ def run(mode: str, out: Path, only: list[str] | None) -> Path:
     results: dict[str, Any] = {}
     sections: list[str] = []
     targets: list[tuple[str, dict[str, Any]]] = []
+    notes: list[str] = []  # findings beside the targets, shown under the summary
     for name, title in SECTIONS:
         if only and name not in only:
             continue
@@ -225,9 +226,10 @@ def run(mode: str, out: Path, only: list[str] | None) -> Path:
         doc = (module.__doc__ or "").strip().split("\n\n")[0]
         sections.append(f"## {title}\n\n{doc}\n\n{body}\n\n_Took {elapsed:.0f} s._")
         targets += [(title, t) for t in result.get("targets", [])]
+        notes += result.get("notes", [])
 
     report = out / "BENCHMARKS.md"
-    report.write_text(_document(mode, info, targets, sections))
+    report.write_text(_document(mode, info, targets, sections, notes))
     (plots_dir / "results.json").write_text(
         json.dumps({"machine": info, "mode": mode, "results": results}, indent=1, default=str)
     )
@@ -235,7 +237,11 @@ def run(mode: str, out: Path, only: list[str] | None) -> Path:
 
 
 def _document(
-    mode: str, info: dict[str, Any], targets: list[tuple[str, dict[str, Any]]], sections: list[str]
+    mode: str,
+    info: dict[str, Any],
+    targets: list[tuple[str, dict[str, Any]]],
+    sections: list[str],
+    notes: list[str] | None = None,
 ) -> str:
     command = {
         "full": "make bench",
@@ -279,6 +285,7 @@ def _document(
                 "## Summary",
                 "Each claim's target, what this run measured, and by how much it passed or missed.",
                 summary,
+                *(notes or []),
                 *sections,
             ]
         )

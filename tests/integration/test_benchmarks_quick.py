@@ -47,6 +47,9 @@ def test_pruning_counts_epochs_and_configurations_for_every_pruner() -> None:
     for row in rows.values():
         assert row["epochs_per_seed"] >= budget and row["configs_per_seed"] >= 1
     assert rows["none"]["speedup"] == 1.0
+    assert [t["claim"] for t in result["targets"]] == ["Pruning buys configurations: learning_curve"]
+    (note,) = result["notes"]
+    assert note.startswith(("One pruner passes", "No one pruner passes"))
 
 
 def test_the_learning_curve_lead_is_the_last_epoch_the_rival_is_ahead() -> None:
