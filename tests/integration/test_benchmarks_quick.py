@@ -16,13 +16,23 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_report_is_written_with_a_summary_tables_and_plots(tmp_path: Path) -> None:
-    written = report.main(["--smoke", "--out", str(tmp_path), "--only", "search_efficiency", "big_study"])
+    written = report.main(
+        ["--smoke", "--out", str(tmp_path), "--only", "search_efficiency", "pruning", "big_study"]
+    )
     text = written.read_text()
     assert "## Summary" in text and "**smoke**" in text
     assert "FAILED" not in text
-    for claim in ("Random beats grid", "Coarse-to-fine beats plain random", "Big study"):
+    for claim in (
+        "Random beats grid",
+        "Coarse-to-fine beats plain random",
+        "Pruning buys configurations",
+        "Big study",
+    ):
         assert claim in text
-    for plot in ("search_efficiency.png", "big_study.png"):
+    # The pruning finding (one pruner on every task or not) sits under the summary table.
+    summary = text.split("## Summary", 1)[1].split("## 1.", 1)[0]
+    assert "pruner passes on every task here" in summary
+    for plot in ("search_efficiency.png", "pruning.png", "big_study.png"):
         assert (tmp_path / "benchmarks" / plot).stat().st_size > 1000
     assert (tmp_path / "benchmarks" / "results.json").exists()
 
