@@ -1,5 +1,5 @@
-"""FastAPI dependencies as ``Annotated`` aliases: the database, Optuna's storage, settings
-and the caller's role (``ReadAuth``, ``WorkerAuth``, ``AdminAuth``)."""
+"""FastAPI dependencies as ``Annotated`` aliases: the database, Optuna's storage, settings,
+the three together (``BackendDep``) and the caller's role (``ReadAuth``, ``WorkerAuth``, ``AdminAuth``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hone.settings import Settings
 from service.auth import Principal, Role, authenticate, touch_token
+from service.backend import Backend
 from service.db import Database
 from service.storage import create_optuna_storage
 from service.tables import utcnow
@@ -36,6 +37,15 @@ def get_storage(request: Request) -> optuna.storages.RDBStorage:
     return storage_for(request.app)
 
 
+def backend_for(app: FastAPI) -> Backend:
+    """The app's database, Optuna storage and settings, as one object."""
+    return Backend(db=app.state.db, storage=storage_for(app), settings=app.state.settings)
+
+
+def get_backend(request: Request) -> Backend:
+    return backend_for(request.app)
+
+
 def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -44,6 +54,7 @@ def get_app_settings(request: Request) -> Settings:
 DbDep = Annotated[Database, Depends(get_db)]
 StorageDep = Annotated[optuna.storages.RDBStorage, Depends(get_storage)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+BackendDep = Annotated[Backend, Depends(get_backend)]
 
 _bearer = HTTPBearer(auto_error=False, description="A hone token: `Authorization: Bearer hone_…`")
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}

@@ -10,9 +10,12 @@ Two kinds of stale work are reaped:
 - hone trials still ``running`` whose lease expired (no heartbeat for ``grace_period``);
   the configuration is re-queued while it has retries left (``max_retries``);
 - orphans: Optuna RUNNING trials of hone studies without a hone row, older than the
-  grace period. A grant asks Optuna for a trial, then writes hone's row in another
-  connection; a process that died in between leaves one. It was never handed out, so it
-  is failed and, if it was a popped retry, its configuration is put back in the queue.
+  grace period. A grant from a sampler that reads the study's history (TPE, grid) asks
+  Optuna for a trial, which commits on Optuna's connection, then writes hone's row; a
+  process that died in between leaves one. It was never handed out, so it is failed and,
+  if it was a popped retry, its configuration is put back in the queue.
+
+One sweep is one transaction.
 """
 
 from __future__ import annotations
@@ -24,45 +27,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
-import optuna
 from fastapi import FastAPI
-from optuna.trial import TrialState
-from sqlalchemy import DateTime, Enum, column, select, table
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from hone.settings import Settings
-from service import leases
-from service.db import Database
-from service.deps import storage_for
-from service.tables import Round, Study, Trial
+from service import optuna_tables, outcomes
+from service.backend import Backend
+from service.deps import backend_for
+from service.tables import Trial
 
 logger = logging.getLogger("hone.reaper")
 
-_optuna_trials = table(
-    "trials",
-    column("trial_id"),
-    column("study_id"),
-    column("state", Enum(TrialState)),  # Optuna's column type (a PostgreSQL enum)
-    column("datetime_start", DateTime()),
-)
 
-
-def reap_expired(
-    *, db: Database, storage: optuna.storages.RDBStorage, settings: Settings, now: datetime
-) -> int:
-    """Fail every running trial whose lease expired before ``now``; returns how many."""
-    reaped = 0
-    opened: list[Round] = []
-    with leases.held_transaction(db) as held:
-        with leases.session_in(db, held) as session:
-            query = select(Trial).where(Trial.state == "running", Trial.lease_expires_at < now)
-            if held is not None:
-                query = query.with_for_update(skip_locked=True)
-            expired = list(session.scalars(query.order_by(Trial.id).limit(1000)))
+def reap_expired(backend: Backend, *, now: datetime) -> int:
+    """Fail every running trial whose lease expired before ``now``, and every orphan;
+    returns how many."""
+    db = backend.db
+    with db.grant_lock, db.transaction() as session:
+        query = select(Trial).where(Trial.state == "running", Trial.lease_expires_at < now)
+        if not db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        expired = list(session.scalars(query.order_by(Trial.id).limit(1000)))
         for row in expired:
-            requeued = leases.expire_lease(
-                db=db, storage=storage, settings=settings, row=row, held=held, now=now, opened=opened
-            )
+            requeued = outcomes.expire_lease(session, backend.settings, row, now=now)
             logger.warning(
                 "lease expired: study %s trial %s (worker %s), %s",
                 row.study_id,
@@ -70,50 +57,15 @@ def reap_expired(
                 row.worker_id,
                 "re-queued" if requeued else "out of retries",
             )
-            reaped += 1
-        reaped += _reap_orphans(db, held, storage=storage, settings=settings, now=now)
-    leases.publish_rounds(storage, opened)
-    return reaped
-
-
-def _orphans(session: Session, *, before: datetime) -> list[tuple[int, int]]:
-    hone_row = select(Trial.id).where(Trial.trial_id == _optuna_trials.c.trial_id).exists()
-    query = (
-        select(_optuna_trials.c.trial_id, _optuna_trials.c.study_id, _optuna_trials.c.datetime_start)
-        .join(Study, Study.id == _optuna_trials.c.study_id)
-        .where(_optuna_trials.c.state == TrialState.RUNNING, ~hone_row)
-        .limit(1000)
-    )
-    # Optuna stores naive local times.
-    local_before = before.astimezone().replace(tzinfo=None)
-    return [
-        (int(trial_id), int(study_id))
-        for trial_id, study_id, started in session.execute(query)
-        if started is None or started < local_before
-    ]
-
-
-def _reap_orphans(
-    db: Database,
-    held: Session | None,
-    *,
-    storage: optuna.storages.RDBStorage,
-    settings: Settings,
-    now: datetime,
-) -> int:
-    with leases.session_in(db, held) as session:
-        orphans = _orphans(session, before=now - timedelta(seconds=settings.grace_period))
-    for trial_id, study_id in orphans:
-        trial = storage.get_trial(trial_id)
-        storage.set_trial_system_attr(trial_id, "fail_reason", "orphan: the API stopped while granting it")
-        leases.set_optuna_state(storage, trial_id, TrialState.FAIL, None)
-        attrs = trial.user_attrs
-        if "hone_config_number" in attrs:  # a popped retry: its configuration must still run
-            params = dict(trial.system_attrs.get("fixed_params") or trial.params)
-            name = storage.get_study_name_from_id(study_id)
-            optuna.Study(study_name=name, storage=storage).enqueue_trial(params, user_attrs=attrs)
-        logger.warning("failed orphan optuna trial %s of study %s", trial.number, study_id)
-    return len(orphans)
+        orphans = optuna_tables.orphans(
+            session, before=now - timedelta(seconds=backend.settings.grace_period)
+        )
+        for trial_id in orphans:
+            optuna_tables.fail_orphan(
+                session, trial_id=trial_id, reason="orphan: the API stopped while granting it"
+            )
+            logger.warning("failed orphan optuna trial %s", trial_id)
+    return len(expired) + len(orphans)
 
 
 @asynccontextmanager
@@ -124,13 +76,9 @@ async def run_reaper(app: FastAPI) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
-                # storage_for, in the thread: the storage is made on first use when the
+                # backend_for, in the thread: Optuna's storage is made on first use when the
                 # database was not reachable at start-up.
-                count = await asyncio.to_thread(
-                    lambda: reap_expired(
-                        db=app.state.db, storage=storage_for(app), settings=settings, now=datetime.now(UTC)
-                    )
-                )
+                count = await asyncio.to_thread(lambda: reap_expired(backend_for(app), now=datetime.now(UTC)))
                 if count:
                     logger.info("reaped %d trials", count)
             except Exception:  # a database hiccup must not end the reaper

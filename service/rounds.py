@@ -8,9 +8,8 @@ open a round by hand, with an explicit box, even past the spec's last round.
 
 Functions take the caller's ``Session`` and never commit: the caller owns the
 transaction. Everything is counted and ranked in SQL (COUNT, ORDER BY ... LIMIT), so a
-study of 100,000 trials costs no more than one of 10. Round boxes are also worth
-showing in optuna-dashboard: after the commit, call :func:`publish_round` with the
-Optuna storage (not inside the transaction: on SQLite that would wait on our own lock).
+study of 100,000 trials costs no more than one of 10. A round's box and budget are shown
+in optuna-dashboard too (study user attributes), written in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,10 +18,10 @@ import math
 from datetime import datetime
 from typing import Any, TypedDict
 
-from optuna.storages import BaseStorage
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session, aliased
 
+from service import optuna_tables
 from service.caches import study_spec
 from service.narrowing import Box, full_box, narrow, validate_box
 from service.results import configurations_started
@@ -55,7 +54,20 @@ def create_first_round(session: Session, *, study: Study, spec: StudySpec, now: 
     )
     session.add(first)
     study.current_round = 1
+    _publish(session, first)
     return first
+
+
+def room(study_id: int, round: int) -> ColumnElement[int]:
+    """Configurations the round's budget still lets start (its budget less the first
+    attempts so far), as an SQL expression; negative never, zero when the budget is out."""
+    return Round.budget - configurations_started(study_id, round).scalar_subquery()
+
+
+def room_in_round(session: Session, *, study_id: int, round: int) -> int:
+    """:func:`room` of one round (0 when there is no such round)."""
+    query = select(room(study_id, round)).where(Round.study_id == study_id, Round.number == round)
+    return int(session.scalar(query) or 0)
 
 
 def current_round(session: Session, *, study: Study) -> Round:
@@ -114,16 +126,13 @@ def round_is_finished(session: Session, *, study: Study, round: int, pending_ret
     ``pending_retries`` is the number of configurations waiting to be retried (the
     caller counts Optuna's WAITING trials): until they run, the round is not over.
     """
-    found = session.get(Round, (study.id, round))
-    if found is None or pending_retries > 0:
+    if pending_retries > 0 or session.get(Round, (study.id, round)) is None:
         return False
     # Every grant and result asks this: settle the common "budget not started yet" from the
     # round's counter rows before grouping its configurations by their latest attempt.
-    started = session.scalar(configurations_started(study.id, round))
-    if int(started or 0) < found.budget:
+    if room_in_round(session, study_id=study.id, round=round) > 0:
         return False
-    counts = round_counts(session, study_id=study.id, round=round)
-    return counts["started"] >= found.budget and counts["running"] == 0
+    return round_counts(session, study_id=study.id, round=round)["running"] == 0
 
 
 def preview_next_round(session: Session, *, study: Study) -> Box:
@@ -196,12 +205,15 @@ def open_next_round(
     if study.status == "completed":
         study.status = "running"
     session.flush()
+    _publish(session, opened)
     return opened
 
 
-def advance(session: Session, *, study: Study, pending_retries: int, now: datetime) -> bool:
+def advance(session: Session, *, study: Study, now: datetime, pending_retries: int | None = None) -> bool:
     """Moves a study on when its current round has finished: opens the next round or,
     after the last, completes the study. Returns whether anything changed.
+    ``pending_retries``: configurations waiting to run again (Optuna's WAITING trials,
+    counted here when not given).
 
     The study row is re-read ``FOR UPDATE`` (PostgreSQL) so concurrent callers agree.
     """
@@ -209,6 +221,8 @@ def advance(session: Session, *, study: Study, pending_retries: int, now: dateti
     session.refresh(study, with_for_update=True)
     if study.status in ("stopped", "completed"):
         return False
+    if pending_retries is None:
+        pending_retries = int(session.scalar(select(optuna_tables.waiting_query(study.id))) or 0)
     if not round_is_finished(
         session, study=study, round=study.current_round, pending_retries=pending_retries
     ):
@@ -222,9 +236,25 @@ def advance(session: Session, *, study: Study, pending_retries: int, now: dateti
     return True
 
 
-def publish_round(storage: BaseStorage, *, round: Round) -> None:
+def after_result(session: Session, *, study_id: int, round: int, now: datetime) -> None:
+    """Advance the study if a result of ``round`` may have finished it. While configurations
+    of the round have still to start, the round cannot be over: one indexed count settles
+    the common case."""
+    if room_in_round(session, study_id=study_id, round=round) > 0:
+        return
+    study = session.get(Study, study_id)
+    assert study is not None
+    advance(session, study=study, now=now)
+
+
+def _publish(session: Session, round: Round) -> None:
     """Shows a round's box and budget in optuna-dashboard (study user attributes)."""
-    storage.set_study_user_attr(round.study_id, "hone_current_round", round.number)
-    storage.set_study_user_attr(
-        round.study_id, f"hone_round_{round.number}", {"budget": round.budget, "box": round.box}
+    optuna_tables.set_study_user_attr(
+        session, study_id=round.study_id, key="hone_current_round", value=round.number
+    )
+    optuna_tables.set_study_user_attr(
+        session,
+        study_id=round.study_id,
+        key=f"hone_round_{round.number}",
+        value={"budget": round.budget, "box": round.box},
     )

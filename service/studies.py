@@ -7,20 +7,16 @@ the lifecycle and what request paths count and sort on.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import warnings
 from datetime import datetime
 from typing import Any, Literal
 
-import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import TrialState, create_trial
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import leases, rounds
+from service import optuna_tables, rounds
 from service.caches import study_spec
 from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
@@ -46,31 +42,20 @@ def get_study(session: Session, *, study_id: int) -> Study:
     return study
 
 
-def create_study(
-    db: Database, storage: optuna.storages.RDBStorage, *, spec: StudySpec, now: datetime
-) -> Study:
-    """Create the Optuna study, then hone's study row and round 1 (the full box).
-
-    The two cannot share a transaction (Optuna commits on its own engine), so a failure
-    after the Optuna study exists deletes it again.
-    """
-    with db.reading() as session:
-        if session.scalar(select(Study.id).where(Study.name == spec.name)) is not None:
-            raise Conflict(f"the study name {spec.name!r} is in use")
-    try:
-        optuna_study = optuna.create_study(
-            storage=storage, study_name=spec.name, direction=spec.objective.direction
-        )
-    except optuna.exceptions.DuplicatedStudyError:
-        raise Conflict(f"the study name {spec.name!r} is in use (by an Optuna study)") from None
-    study_id = storage.get_study_id_from_name(spec.name)
+def create_study(db: Database, *, spec: StudySpec, now: datetime) -> Study:
+    """Create the Optuna study, hone's study row and round 1 (the full box), in one
+    transaction: a name already in use (hone's or another Optuna study's) is a 409."""
     spec_json = spec.model_dump(mode="json")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna_study.set_metric_names([spec.objective.metric])
-        storage.set_study_user_attr(study_id, SPEC_ATTR, spec_json)
         with db.transaction() as session:
+            if session.scalar(select(Study.id).where(Study.name == spec.name)) is not None:
+                raise Conflict(f"the study name {spec.name!r} is in use")
+            if optuna_tables.study_name_in_use(session, spec.name):
+                raise Conflict(f"the study name {spec.name!r} is in use (by an Optuna study)")
+            study_id = optuna_tables.create_study(
+                session, name=spec.name, direction=spec.objective.direction, metric=spec.objective.metric
+            )
+            optuna_tables.set_study_user_attr(session, study_id=study_id, key=SPEC_ATTR, value=spec_json)
             study = Study(
                 id=study_id,
                 name=spec.name,
@@ -85,13 +70,9 @@ def create_study(
             )
             session.add(study)
             session.flush()  # the round's foreign key needs the study row first
-            first = rounds.create_first_round(session, study=study, spec=spec, now=now)
-        rounds.publish_round(storage, round=first)
-    except BaseException as exc:
-        optuna.delete_study(study_name=spec.name, storage=storage)
-        if isinstance(exc, IntegrityError):
-            raise Conflict(f"the study name {spec.name!r} is in use") from None
-        raise
+            rounds.create_first_round(session, study=study, spec=spec, now=now)
+    except IntegrityError:  # another request created the name in between
+        raise Conflict(f"the study name {spec.name!r} is in use") from None
     return study
 
 
@@ -144,30 +125,24 @@ def change_status(db: Database, *, study_id: int, action: Action, now: datetime)
     return study
 
 
-def delete_study(db: Database, storage: optuna.storages.RDBStorage, *, study_id: int, now: datetime) -> None:
-    """Delete the Optuna study and hone's rows. Stopped first, so no lease is granted meanwhile."""
-    with db.transaction() as session:
-        study = get_study(session, study_id=study_id)
-        study.status = "stopped"
-        study.updated_at = now
-        name = study.name
-    # KeyError: a previous delete removed the Optuna study, then failed before hone's rows.
-    with contextlib.suppress(KeyError):
-        optuna.delete_study(study_name=name, storage=storage)
-    with db.transaction() as session:
+def delete_study(db: Database, *, study_id: int) -> None:
+    """Delete the Optuna study and hone's rows, in one transaction."""
+    with db.grant_lock, db.transaction() as session:
+        get_study(session, study_id=study_id)
         session.execute(delete(Trial).where(Trial.study_id == study_id))
         session.execute(delete(TrialCount).where(TrialCount.study_id == study_id))
         session.execute(delete(Round).where(Round.study_id == study_id))
         session.execute(delete(Study).where(Study.id == study_id))
+        optuna_tables.delete_study(session, study_id)
 
 
-def enqueue(
-    db: Database, storage: optuna.storages.RDBStorage, *, study_id: int, params: dict[str, Any]
-) -> EnqueuedTrial:
+def enqueue(db: Database, *, study_id: int, params: dict[str, Any]) -> EnqueuedTrial:
     """Queue a configuration to try next, checked against the study's ORIGINAL distributions.
 
-    It becomes a WAITING Optuna trial (what ``study.enqueue_trial`` makes), so the next
-    ``study.ask()`` of a lease grant takes it first; parameters left out are sampled.
+    It becomes a WAITING Optuna trial (what ``study.enqueue_trial`` makes), which the next
+    grant takes first; parameters left out are sampled. It takes a slot of the current
+    round's budget; under the grant lock, so a grant cannot start the round's last
+    configuration in between.
     """
     with db.reading() as session:
         study = get_study(session, study_id=study_id)
@@ -184,30 +159,22 @@ def enqueue(
         problem = _outside(distributions[name], value)
         if problem:
             raise InvalidInput(("body", "params", name), problem)
-    # An enqueued configuration takes a slot of the current round's budget; under the grant
-    # lock, so a grant cannot start the round's last configuration in between.
-    with db.grant_lock:
-        with db.reading() as session:
-            study = get_study(session, study_id=study_id)
-            current_round = study.current_round
-            budget = session.get(Round, (study.id, current_round))
-            taken = leases.started_configurations(
-                session, study_id=study.id, round=current_round
-            ) + leases.enqueued_configurations(session, study.id)
-        if budget is not None and taken >= budget.budget:
+    with db.grant_lock, db.transaction() as session:
+        study = get_study(session, study_id=study_id)
+        if study.status in ("stopped", "completed"):
+            raise Conflict(f"the study is {study.status}; nothing more will run")
+        current = study.current_round
+        room = rounds.room_in_round(session, study_id=study.id, round=current)
+        if room - optuna_tables.enqueued_configurations(session, study.id) <= 0:
+            budget = session.get(Round, (study.id, current))
             raise Conflict(
-                f"round {current_round} has no room left ({budget.budget} configurations); "
+                f"round {current} has no room left ({budget.budget if budget else 0} configurations); "
                 "open the next round (POST /studies/{id}/rounds) to try more"
             )
-        template = create_trial(
-            state=TrialState.WAITING,
-            system_attrs={"fixed_params": params},
-            user_attrs={"hone_round": current_round},
+        _, number = optuna_tables.enqueue_trial(
+            session, study_id=study.id, params=params, user_attrs={"hone_round": current}
         )
-        trial_id = storage.create_new_trial(study_id, template_trial=template)
-    return EnqueuedTrial(
-        number=storage.get_trial_number_from_id(trial_id), round=current_round, params=params
-    )
+    return EnqueuedTrial(number=number, round=current, params=params)
 
 
 def _outside(distribution: BaseDistribution, value: Any) -> str | None:

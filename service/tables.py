@@ -132,6 +132,8 @@ class Trial(Base):
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why pruned / failed
+    # A failure's cause (service.outcomes.Cause): shutdowns do not count against retries.
+    cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lease_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

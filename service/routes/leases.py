@@ -19,8 +19,8 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
-from service import leases
-from service.deps import DbDep, SettingsDep, StorageDep, WorkerAuth
+from service import grants, leases, outcomes, pruning
+from service.deps import BackendDep, WorkerAuth
 from service.errors import InvalidInput
 from service.schemas import TrialState, error_responses
 from service.tables import utcnow
@@ -153,13 +153,9 @@ class FinishedOut(BaseModel):
         **error_responses(422),
     },
 )
-def create_lease(
-    body: LeaseRequest, db: DbDep, storage: StorageDep, settings: SettingsDep, _principal: WorkerAuth
-) -> LeaseGrant | Response:
-    grant = leases.grant_lease(
-        db=db,
-        storage=storage,
-        settings=settings,
+def create_lease(body: LeaseRequest, backend: BackendDep, _principal: WorkerAuth) -> LeaseGrant | Response:
+    grant = grants.grant_lease(
+        backend,
         worker=body.worker,
         devices=body.devices,
         studies=body.studies,
@@ -186,18 +182,9 @@ def create_lease(
     summary="Report a step's value; the study's pruner answers whether to stop",
     responses=error_responses(404, 409, 422),
 )
-def report(
-    lease_id: str,
-    body: ReportIn,
-    db: DbDep,
-    storage: StorageDep,
-    settings: SettingsDep,
-    _principal: WorkerAuth,
-) -> ReportOut:
-    prune = leases.report(
-        db=db,
-        storage=storage,
-        settings=settings,
+def report(lease_id: str, body: ReportIn, backend: BackendDep, _principal: WorkerAuth) -> ReportOut:
+    prune = pruning.report(
+        backend,
         lease_id=lease_id,
         step=body.step,
         value=_finite(body.value, ("body", "value")),
@@ -213,12 +200,12 @@ def report(
     summary="Extend the lease; the answer says whether the study was stopped",
     responses=error_responses(404, 409, 422),
 )
-def heartbeat(lease_id: str, db: DbDep, settings: SettingsDep, _principal: WorkerAuth) -> HeartbeatOut:
-    reply = leases.heartbeat(db=db, settings=settings, lease_id=lease_id, now=utcnow())
+def heartbeat(lease_id: str, backend: BackendDep, _principal: WorkerAuth) -> HeartbeatOut:
+    reply = leases.heartbeat(backend, lease_id=lease_id, now=utcnow())
     return HeartbeatOut(expires_at=reply.expires_at, cancel=reply.cancel)
 
 
-def _out(finished: leases.Finished) -> FinishedOut:
+def _out(finished: outcomes.Finished) -> FinishedOut:
     return FinishedOut(
         study_id=finished.study_id,
         number=finished.number,
@@ -233,18 +220,9 @@ def _out(finished: leases.Finished) -> FinishedOut:
     summary="Finish the trial with its objective value",
     responses=error_responses(404, 409, 422),
 )
-def complete(
-    lease_id: str,
-    body: CompleteIn,
-    db: DbDep,
-    storage: StorageDep,
-    settings: SettingsDep,
-    _principal: WorkerAuth,
-) -> FinishedOut:
-    finished = leases.finish(
-        db=db,
-        storage=storage,
-        settings=settings,
+def complete(lease_id: str, body: CompleteIn, backend: BackendDep, _principal: WorkerAuth) -> FinishedOut:
+    finished = outcomes.finish(
+        backend,
         lease_id=lease_id,
         outcome="complete",
         value=_finite(body.value, ("body", "value")),
@@ -261,13 +239,9 @@ def complete(
     summary="Fail the trial with a reason; retry re-queues its configuration",
     responses=error_responses(404, 409, 422),
 )
-def fail(
-    lease_id: str, body: FailIn, db: DbDep, storage: StorageDep, settings: SettingsDep, _principal: WorkerAuth
-) -> FinishedOut:
-    finished = leases.finish(
-        db=db,
-        storage=storage,
-        settings=settings,
+def fail(lease_id: str, body: FailIn, backend: BackendDep, _principal: WorkerAuth) -> FinishedOut:
+    finished = outcomes.finish(
+        backend,
         lease_id=lease_id,
         outcome="fail",
         reason=body.reason,
@@ -284,10 +258,6 @@ def fail(
     summary="Finish the trial as pruned (after a report answered prune)",
     responses=error_responses(404, 409, 422),
 )
-def prune(
-    lease_id: str, db: DbDep, storage: StorageDep, settings: SettingsDep, _principal: WorkerAuth
-) -> FinishedOut:
-    finished = leases.finish(
-        db=db, storage=storage, settings=settings, lease_id=lease_id, outcome="prune", now=utcnow()
-    )
+def prune(lease_id: str, backend: BackendDep, _principal: WorkerAuth) -> FinishedOut:
+    finished = outcomes.finish(backend, lease_id=lease_id, outcome="prune", now=utcnow())
     return _out(finished)

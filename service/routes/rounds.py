@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from service import results, rounds, studies
 from service.caches import study_spec
-from service.deps import AdminAuth, DbDep, ReadAuth, StorageDep
+from service.deps import AdminAuth, DbDep, ReadAuth
 from service.errors import Conflict, InvalidInput
 from service.schemas import OpenRoundRequest, RoundOut, RoundPreview, TrialCounts, error_responses
 from service.tables import Round, utcnow
@@ -66,9 +66,7 @@ def preview_round(study_id: int, db: DbDep, _principal: ReadAuth) -> RoundPrevie
     summary="Close the current round and open the next now, optionally with an explicit box",
     responses=error_responses(404, 409, 422),
 )
-def open_round(
-    study_id: int, body: OpenRoundRequest, db: DbDep, storage: StorageDep, _principal: AdminAuth
-) -> RoundOut:
+def open_round(study_id: int, body: OpenRoundRequest, db: DbDep, _principal: AdminAuth) -> RoundOut:
     # The grant lock: no lease is granted from a half-switched round.
     with db.grant_lock, db.transaction() as session:
         study = studies.get_study(session, study_id=study_id)
@@ -82,5 +80,4 @@ def open_round(
             message = str(exc)
             field = "trials" if message.startswith("trials") else "box"
             raise InvalidInput(("body", field), message) from None
-    rounds.publish_round(storage, round=opened)
     return _round_out(opened, None)

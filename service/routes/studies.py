@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from service import studies
-from service.deps import AdminAuth, DbDep, ReadAuth, StorageDep
+from service.deps import AdminAuth, DbDep, ReadAuth
 from service.schemas import StudyDetail, StudyStatus, StudySummary, error_responses
 from service.spec import StudySpec
 from service.tables import utcnow
@@ -22,8 +22,8 @@ router = APIRouter(prefix="/studies", tags=["studies"])
     summary="Create a study from its spec",
     responses=error_responses(409, 422),
 )
-def create_study(spec: StudySpec, db: DbDep, storage: StorageDep, _principal: AdminAuth) -> StudyDetail:
-    study = studies.create_study(db, storage, spec=spec, now=utcnow())
+def create_study(spec: StudySpec, db: DbDep, _principal: AdminAuth) -> StudyDetail:
+    study = studies.create_study(db, spec=spec, now=utcnow())
     with db.reading() as session:
         return studies.detail(session, study=study)
 
@@ -63,8 +63,8 @@ def get_study(study_id: int, db: DbDep, _principal: ReadAuth) -> StudyDetail:
     summary="Delete a study, its trials and rounds (in Optuna too)",
     responses=error_responses(404, 422),
 )
-def delete_study(study_id: int, db: DbDep, storage: StorageDep, _principal: AdminAuth) -> Response:
-    studies.delete_study(db, storage, study_id=study_id, now=utcnow())
+def delete_study(study_id: int, db: DbDep, _principal: AdminAuth) -> Response:
+    studies.delete_study(db, study_id=study_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

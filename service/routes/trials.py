@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
-from service import results, studies
-from service.deps import AdminAuth, DbDep, ReadAuth, StorageDep
+from service import optuna_tables, results, studies
+from service.deps import AdminAuth, DbDep, ReadAuth
 from service.errors import NotFound
 from service.schemas import (
     EnqueuedTrial,
@@ -54,25 +54,23 @@ def list_trials(
     summary="One trial: params, value, state, round, intermediate values, duration, worker",
     responses=error_responses(404, 422),
 )
-def get_trial(
-    study_id: int, number: int, db: DbDep, storage: StorageDep, _principal: ReadAuth
-) -> TrialDetail:
+def get_trial(study_id: int, number: int, db: DbDep, _principal: ReadAuth) -> TrialDetail:
     with db.reading() as session:
         studies.get_study(session, study_id=study_id)
         trial = session.scalars(
             select(Trial).where(Trial.study_id == study_id, Trial.number == number)
         ).one_or_none()
-    if trial is None:
-        raise NotFound(
-            f"study {study_id} has no trial {number} (an enqueued configuration appears once it is leased)"
-        )
-    intermediate = storage.get_trial(trial.trial_id).intermediate_values
+        if trial is None:
+            raise NotFound(
+                f"study {study_id} has no trial {number} (an enqueued configuration appears once it is leased)"
+            )
+        intermediate = optuna_tables.intermediate_values(session, trial.trial_id)
     return TrialDetail(
         **results.trial_out(trial).model_dump(),
         trial_id=trial.trial_id,
         lease_expires_at=trial.lease_expires_at,
         heartbeat_at=trial.heartbeat_at,
-        intermediate_values=dict(sorted(intermediate.items())),
+        intermediate_values=intermediate,
     )
 
 
@@ -83,7 +81,5 @@ def get_trial(
     summary="Enqueue a configuration to try next (checked against the study's distributions)",
     responses=error_responses(404, 409, 422),
 )
-def enqueue_trial(
-    study_id: int, body: EnqueueRequest, db: DbDep, storage: StorageDep, _principal: AdminAuth
-) -> EnqueuedTrial:
-    return studies.enqueue(db, storage, study_id=study_id, params=body.params)
+def enqueue_trial(study_id: int, body: EnqueueRequest, db: DbDep, _principal: AdminAuth) -> EnqueuedTrial:
+    return studies.enqueue(db, study_id=study_id, params=body.params)

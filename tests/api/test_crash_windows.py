@@ -3,13 +3,10 @@ real signals; these pin each one down deterministically)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import optuna
 import pytest
-from sqlalchemy import update
 
-from service.tables import Trial, utcnow
+from service import optuna_tables, worker_registry
 from tests.api.conftest import Api
 from tests.api.test_leases import expire, granted, on, reap, rows
 
@@ -19,28 +16,34 @@ def waiting(api: Api) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
-def test_a_reap_whose_commit_was_lost_does_not_queue_the_configuration_twice(api: Api) -> None:
+def test_a_reap_that_dies_before_its_commit_leaves_nothing_and_the_next_reap_queues_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure and its retry commit together (service.outcomes): a reaper that dies
+    after queueing the retry leaves neither, so the next pass fails the lease and queues
+    the configuration exactly once, however many passes follow."""
     api.create_study(rounds=[{"trials": 2}])
     lease_id = granted(api)["lease"]["id"]
     expire(api, lease_id)
+
+    def dies_after_the_retry_was_queued(*args: object, **kwargs: object) -> None:
+        raise _Died
+
+    # The last step of a failure, after the retry's trial and hone's row were written.
+    monkeypatch.setattr(worker_registry, "release", dies_after_the_retry_was_queued)
+    with pytest.raises(_Died):
+        reap(api)
+    monkeypatch.undo()
+    [row] = rows(api)
+    assert row.state == "running" and waiting(api) == 0
+
     assert reap(api) == 1
     assert waiting(api) == 1
-    # The API died after Optuna committed the enqueue and before hone's row was failed.
-    past = utcnow() - timedelta(seconds=1)
-    with api.db.transaction() as session:
-        session.execute(
-            update(Trial).where(Trial.lease_id == lease_id).values(state="running", lease_expires_at=past)
-        )
-    assert reap(api) == 1
+    assert reap(api) == 0
     assert waiting(api) == 1, "the configuration was queued twice"
-    # Once the retry runs, a third pass must not queue it again either.
     retry = granted(api)
     assert retry["trial"]["params"] == rows(api)[0].params
-    with api.db.transaction() as session:
-        session.execute(
-            update(Trial).where(Trial.lease_id == lease_id).values(state="running", lease_expires_at=past)
-        )
-    assert reap(api) == 1
+    assert reap(api) == 0
     assert waiting(api) == 0
 
 
@@ -66,9 +69,9 @@ class _Died(Exception):
 def test_an_api_that_dies_while_queueing_a_retry_loses_no_configuration(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A worker's fail with retry: if the API dies before the retry reaches Optuna's queue,
-    hone's row must still be running, so the reaper fails it again and queues the retry
-    (once). Marking the row failed first lost the configuration on SQLite."""
+    """A worker's fail with retry: if the API dies before the retry is queued, nothing of
+    the failure is committed (hone's row is still running, Optuna's trial too), so the
+    reaper fails it and queues the retry, once."""
     api.create_study(rounds=[{"trials": 1}])
     grant = granted(api)
     lease_id = grant["lease"]["id"]
@@ -76,12 +79,14 @@ def test_an_api_that_dies_while_queueing_a_retry_loses_no_configuration(
     def dies(*args: object, **kwargs: object) -> None:
         raise _Died
 
-    monkeypatch.setattr(optuna.Study, "enqueue_trial", dies)
+    monkeypatch.setattr(optuna_tables, "enqueue_trial", dies)
     with pytest.raises(_Died):
         on(api, lease_id, "fail", {"reason": "CUDA out of memory", "retry": True})
     monkeypatch.undo()
     [row] = rows(api)
     assert row.state == "running", "the row was failed before its retry was queued"
+    optuna_trial = api.app.state.storage.get_trial(row.trial_id)
+    assert optuna_trial.state == optuna.trial.TrialState.RUNNING, "Optuna's trial failed without its retry"
 
     expire(api, lease_id)
     assert reap(api) == 1

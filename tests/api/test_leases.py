@@ -15,7 +15,9 @@ from typing import Any
 import optuna
 from sqlalchemy import select, update
 
-from service.leases import SHUTDOWN_REASON, grant_lease
+from service.deps import backend_for
+from service.grants import grant_lease
+from service.outcomes import SHUTDOWN_REASON
 from service.reaper import reap_expired
 from service.tables import Trial, utcnow
 from tests.api.conftest import Api
@@ -45,8 +47,7 @@ def expire(api: Api, lease_id: str) -> None:
 
 
 def reap(api: Api) -> int:
-    state = api.app.state
-    return reap_expired(db=state.db, storage=state.storage, settings=state.settings, now=utcnow())
+    return reap_expired(backend_for(api.app), now=utcnow())
 
 
 def rows(api: Api) -> list[Trial]:
@@ -242,13 +243,12 @@ def test_orphan_optuna_trials_are_failed_by_the_reaper(api: Api) -> None:
     orphan = study.ask()  # as if the API died between Optuna's trial and hone's row
     state = api.app.state
     later = utcnow() + timedelta(seconds=state.settings.grace_period + 5)
-    assert reap_expired(db=state.db, storage=storage, settings=state.settings, now=later) == 1
+    assert reap_expired(backend_for(api.app), now=later) == 1
     assert storage.get_trial(orphan._trial_id).state == optuna.trial.TrialState.FAIL
 
 
 def test_concurrent_grants_never_exceed_the_budget(api: Api) -> None:
     api.create_study(rounds=[{"trials": 12}], max_concurrent=None)
-    state = api.app.state
     got: list[int] = []
     errors: list[BaseException] = []
 
@@ -256,9 +256,7 @@ def test_concurrent_grants_never_exceed_the_budget(api: Api) -> None:
         try:
             for _ in range(5):
                 grant = grant_lease(
-                    db=state.db,
-                    storage=state.storage,
-                    settings=state.settings,
+                    backend_for(api.app),
                     worker=f"w-{index}",
                     devices=["cpu"],
                     studies=None,

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service import schema
+from service import optuna_tables, schema
 from service.db import Database
 from service.narrowing import box_contains, full_box
 from service.rounds import (
@@ -40,7 +40,11 @@ def _spec(example: dict[str, Any], **changes: Any) -> StudySpec:
     return StudySpec.model_validate({**example, **changes})
 
 
-def _study(session: Session, spec: StudySpec, *, study_id: int = 1) -> Study:
+def _study(session: Session, spec: StudySpec) -> Study:
+    # Optuna's study row first: a round's box is published to it in the same transaction.
+    study_id = optuna_tables.create_study(
+        session, name=spec.name, direction=spec.objective.direction, metric=spec.objective.metric
+    )
     study = Study(
         id=study_id,
         name=spec.name,

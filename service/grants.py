@@ -1,0 +1,295 @@
+"""Granting trials: choose a study that has work and room, open a trial, hand out its lease.
+
+Order of work for a grant: Optuna's WAITING trials first (retries and enqueued
+configurations), then new configurations sampled in the current round's box while the
+round's budget lasts. Studies share workers fairly: the study granted longest ago goes
+first. Budgets (a round's configurations, ``max_concurrent``) are checked and the trial
+opened in one transaction: in-process under ``Database.grant_lock``; on PostgreSQL the
+chosen study row is also locked ``FOR UPDATE SKIP LOCKED``, so several API replicas never
+exceed a budget and skip a study another replica is granting on.
+
+However a trial is opened — drawn from the box, popped from the queue, or asked of a
+sampler that reads the study's history — :func:`_hand_out` writes hone's row and the lease
+the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import optuna
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service import optuna_tables, rounds, worker_registry
+from service.backend import Backend
+from service.caches import study_key, study_spec
+from service.sampling import BoxSampler, create_sampler, suggest_params
+from service.spec import StudySpec
+from service.tables import Round, Study, Trial
+
+# Samplers whose draw depends only on (seed, trial number or index, box): no study history.
+_DRAWN = ("random", "sobol")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A trial handed to a worker: what to run, and the lease to report under."""
+
+    lease_id: str
+    expires_at: datetime
+    heartbeat_interval: float
+    study_id: int
+    study_name: str
+    number: int
+    params: dict[str, Any]
+    round: int
+    objective: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Asker:
+    """The worker asking for a trial, as the registry records it."""
+
+    worker: str
+    host: str | None
+    devices: list[str]
+    now: datetime
+
+    def seen(self, session: Session, holds: tuple[int, int] | None = None) -> None:
+        worker_registry.seen(
+            session, worker=self.worker, host=self.host, devices=self.devices, now=self.now, holds=holds
+        )
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A study with room for one more trial now, and where its next one comes from."""
+
+    study: Study
+    spec: StudySpec
+    box: dict[str, Any]
+    round: int
+    index: int  # the configuration's position in its round (Sobol's point)
+    room: int  # configurations the round's budget still lets start
+    waiting: int  # Optuna WAITING trials: retries and enqueued configurations
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """An Optuna trial opened for a grant, and the configuration it is an attempt of."""
+
+    trial_id: int
+    number: int
+    params: dict[str, Any]
+    round: int
+    config_number: int
+    attempt: int
+
+
+def grant_lease(
+    backend: Backend,
+    *,
+    worker: str,
+    devices: list[str],
+    studies: list[int] | None,
+    host: str | None = None,
+    now: datetime,
+) -> Grant | None:
+    """Lease the next trial to ``worker``, or None when no running study has work and room."""
+    db = backend.db
+    asker = _Asker(worker, host, devices, now)
+    with db.grant_lock:
+        with db.transaction() as session:
+            candidate = _choose(session, studies=studies, now=now, lock=not db.is_sqlite)
+            if candidate is None:
+                asker.seen(session)
+                return None
+            if candidate.spec.sampler.type in _DRAWN:
+                opened = _pop(session, candidate, lock=not db.is_sqlite) if candidate.waiting else None
+                if opened is None and candidate.room <= 0:
+                    asker.seen(session)
+                    return None
+                opened = opened or _draw(session, candidate)
+                return _hand_out(session, backend, candidate, opened, asker)
+            if not db.is_sqlite:
+                # The study row stays locked while Optuna's ask commits on its own connection.
+                return _hand_out(session, backend, candidate, _ask(backend, candidate), asker)
+        # SQLite: Optuna's ask writes on its own connection, which would wait for the write
+        # lock of a transaction held open around it; the grant lock keeps the choice valid.
+        opened = _ask(backend, candidate)
+        with db.transaction() as session:
+            return _hand_out(session, backend, candidate, opened, asker)
+
+
+def _choose(session: Session, *, studies: list[int] | None, now: datetime, lock: bool) -> _Candidate | None:
+    """The first running study, in turn, with room for a grant."""
+    query = select(Study.id).where(Study.status == "running")
+    if studies:
+        query = query.where(Study.id.in_(studies))
+    query = query.order_by(Study.last_granted_at.asc().nulls_first(), Study.id)
+    for study_id in list(session.scalars(query)):
+        study = _lock_study(session, study_id) if lock else session.get(Study, study_id)
+        if study is None:
+            continue
+        candidate = _candidate(session, study=study, now=now)
+        if candidate is not None:
+            return candidate
+    return None
+
+
+def _lock_study(session: Session, study_id: int) -> Study | None:
+    """Lock one study row for this grant; None when another replica is granting on it."""
+    query = (
+        select(Study)
+        .where(Study.id == study_id, Study.status == "running")
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(query).one_or_none()
+
+
+def _round_state(session: Session, study: Study) -> tuple[Round, int, int] | None:
+    """The current round, its room and the study's WAITING trials: one query (every grant)."""
+    number = study.current_round
+    query = select(Round, rounds.room(study.id, number), optuna_tables.waiting_query(study.id))
+    found = session.execute(query.where(Round.study_id == study.id, Round.number == number)).first()
+    return None if found is None else (found[0], int(found[1] or 0), int(found[2] or 0))
+
+
+def _candidate(session: Session, *, study: Study, now: datetime) -> _Candidate | None:
+    """The study's next grant, if it has room for one: a WAITING trial or a new configuration."""
+    if study.status != "running":
+        return None
+    state = _round_state(session, study)
+    if state is not None and state[2] == 0 and state[1] <= 0:
+        # The round's budget is out: it may have finished, opening the next round or
+        # completing the study (the only case in which advancing can change anything).
+        rounds.advance(session, study=study, now=now, pending_retries=0)
+        if study.status != "running":
+            return None
+        state = _round_state(session, study)
+    if state is None:
+        return None
+    current, room, waiting = state
+    if room <= 0 and waiting == 0:
+        return None
+    if study.max_concurrent is not None:
+        running = select(func.count()).where(Trial.study_id == study.id, Trial.state == "running")
+        if int(session.scalar(running) or 0) >= study.max_concurrent:
+            return None
+    return _Candidate(
+        study=study,
+        spec=study_spec(study),
+        box=dict(current.box),
+        round=current.number,
+        index=current.budget - room,
+        room=room,
+        waiting=waiting,
+    )
+
+
+def _fill(
+    session: Session, candidate: _Candidate, *, trial_id: int, number: int, fixed: dict[str, Any]
+) -> dict[str, Any]:
+    """The trial's parameters — ``fixed`` ones as given, the rest drawn in the box — written
+    as ``suggest_*`` would write them."""
+    sampler = create_sampler(candidate.spec, box=candidate.box, index=candidate.index)
+    assert isinstance(sampler, BoxSampler)
+    values = {
+        name: fixed[name] if name in fixed else sampler.value(number, name) for name in candidate.spec.space
+    }
+    drawn = optuna.trial.FixedTrial(values, number)
+    params = suggest_params(drawn, candidate.spec)
+    optuna_tables.add_params(session, trial_id=trial_id, params=params, distributions=drawn.distributions)
+    return params
+
+
+def _draw(session: Session, candidate: _Candidate) -> _Opened:
+    """A new configuration from the box sampler: the trial ``study.ask()`` + ``suggest_*``
+    would make (same number, params, distributions and ``hone_round``), in this transaction."""
+    trial_id, number = optuna_tables.create_trial(session, study_id=candidate.study.id)
+    params = _fill(session, candidate, trial_id=trial_id, number=number, fixed={})
+    optuna_tables.add_user_attrs(session, trial_id=trial_id, attrs={"hone_round": candidate.round})
+    return _Opened(trial_id, number, params, candidate.round, config_number=number, attempt=0)
+
+
+def _pop(session: Session, candidate: _Candidate, *, lock: bool) -> _Opened | None:
+    """The oldest WAITING trial (a retry, or a user's configuration), as ``study.ask()``
+    pops it; None when another replica holds every one."""
+    popped = optuna_tables.pop_waiting(session, study_id=candidate.study.id, lock=lock)
+    if popped is None:
+        return None
+    trial_id, number, fixed, attrs = popped
+    params = _fill(session, candidate, trial_id=trial_id, number=number, fixed=fixed)
+    if optuna_tables.CONFIG_NUMBER_ATTR not in attrs:
+        optuna_tables.set_user_attr(session, trial_id=trial_id, key="hone_round", value=candidate.round)
+    return _opened(trial_id, number, params, attrs, candidate.round)
+
+
+def _ask(backend: Backend, candidate: _Candidate) -> _Opened:
+    """A trial from a sampler that reads the study's history (TPE, grid), through Optuna."""
+    spec = candidate.spec
+    trial_id, number, params, attrs = optuna_tables.ask_trial(
+        backend.storage,
+        cache_key=study_key(None, candidate.study),
+        study_name=candidate.study.name,
+        sampler=create_sampler(spec, box=candidate.box, index=candidate.index),
+        suggest=lambda trial: suggest_params(trial, spec),
+        round_number=candidate.round,
+    )
+    return _opened(trial_id, number, params, attrs, candidate.round)
+
+
+def _opened(trial_id: int, number: int, params: dict[str, Any], attrs: dict[str, Any], round: int) -> _Opened:
+    """A popped trial: a retry keeps its configuration, attempt and round; a user's
+    enqueued configuration is a new one, of the current round."""
+    config_number = attrs.get(optuna_tables.CONFIG_NUMBER_ATTR)
+    if config_number is None:
+        return _Opened(trial_id, number, params, round, config_number=number, attempt=0)
+    attempt, round = int(attrs.get("hone_attempt", 1)), int(attrs.get("hone_round", round))
+    return _Opened(trial_id, number, params, round, config_number=int(config_number), attempt=attempt)
+
+
+def _hand_out(
+    session: Session, backend: Backend, candidate: _Candidate, opened: _Opened, asker: _Asker
+) -> Grant:
+    """hone's row for the opened trial, with its lease; the study's turn and the worker's record."""
+    now = asker.now
+    study = candidate.study
+    lease_id = uuid.uuid4().hex
+    expires = now + timedelta(seconds=backend.settings.grace_period)
+    session.add(
+        Trial(
+            study_id=study.id,
+            trial_id=opened.trial_id,
+            number=opened.number,
+            round=opened.round,
+            config_number=opened.config_number,
+            attempt=opened.attempt,
+            state="running",
+            params=opened.params,
+            lease_id=lease_id,
+            lease_expires_at=expires,
+            heartbeat_at=now,
+            worker_id=asker.worker,
+            started_at=now,
+            updated_at=now,
+        )
+    )
+    session.execute(update(Study).where(Study.id == study.id).values(last_granted_at=now))
+    asker.seen(session, holds=(study.id, opened.number))
+    return Grant(
+        lease_id=lease_id,
+        expires_at=expires,
+        heartbeat_interval=backend.settings.heartbeat_interval,
+        study_id=study.id,
+        study_name=study.name,
+        number=opened.number,
+        params=opened.params,
+        round=opened.round,
+        objective=candidate.spec.objective.model_dump(mode="json"),
+    )

@@ -1,0 +1,482 @@
+"""The one module that touches Optuna's tables and Optuna's private API.
+
+Every row hone writes to Optuna's tables is written here, through hone's session, so a
+grant, a report, a result, a failure with its retry, a user's enqueued configuration, a
+new study and a round's box each commit in ONE transaction with hone's own rows: no crash
+can leave Optuna and hone disagreeing, and on SQLite no write waits for a second
+connection. The rows are exactly Optuna's (its ORM models, its value encodings), so
+optuna-dashboard and ``optuna.load_study`` read them as usual; ``tests/api/
+test_lease_rows.py`` compares them with what Optuna's own ask/tell/enqueue write, and is
+the gate for an Optuna upgrade (pyproject pins the tested minor version).
+
+One path still writes through Optuna's engine: :func:`ask_trial`, for samplers that read
+the study's history (TPE, grid). Their sampling is Optuna's own code; its trial commits
+first and hone's row follows, and the reaper fails what a crash in between leaves
+(:func:`orphans`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Container, Hashable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, distribution_to_json
+from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._rdb.models import (
+    StudyDirectionModel,
+    StudyModel,
+    StudySystemAttributeModel,
+    StudyUserAttributeModel,
+    TrialIntermediateValueModel,
+    TrialModel,
+    TrialParamModel,
+    TrialSystemAttributeModel,
+    TrialUserAttributeModel,
+    TrialValueModel,
+)
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from service.caches import CACHE_STUDIES, Recent
+from service.tables import Study, Trial
+
+_studies = StudyModel.__table__
+_study_user_attrs = StudyUserAttributeModel.__table__
+_study_system_attrs = StudySystemAttributeModel.__table__
+_trials = TrialModel.__table__
+_params = TrialParamModel.__table__
+_user_attrs = TrialUserAttributeModel.__table__
+_system_attrs = TrialSystemAttributeModel.__table__
+_intermediate = TrialIntermediateValueModel.__table__
+_values = TrialValueModel.__table__
+
+CONFIG_NUMBER_ATTR = "hone_config_number"
+
+
+def create_study(session: Session, *, name: str, direction: str, metric: str) -> int:
+    """A new Optuna study as ``optuna.create_study`` + ``set_metric_names`` make it."""
+    study = StudyModel(
+        study_name=name,
+        directions=[StudyDirectionModel(objective=0, direction=StudyDirection[direction.upper()])],
+    )
+    session.add(study)
+    session.flush()
+    study_id = int(study.study_id)
+    _set_attr(session, _study_system_attrs, study_id=study_id, key="study:metric_names", value=[metric])
+    return study_id
+
+
+def study_name_in_use(session: Session, name: str) -> bool:
+    return session.scalar(select(_studies.c.study_id).where(_studies.c.study_name == name)) is not None
+
+
+def delete_study(session: Session, study_id: int) -> None:
+    """The study and every row of it (Optuna's ORM cascades, as ``optuna.delete_study``)."""
+    study = session.get(StudyModel, study_id)
+    if study is not None:
+        session.delete(study)
+
+
+def set_study_user_attr(session: Session, *, study_id: int, key: str, value: Any) -> None:
+    """A study user attribute (what optuna-dashboard shows), replacing an earlier value."""
+    _set_attr(session, _study_user_attrs, study_id=study_id, key=key, value=value)
+
+
+def _set_attr(session: Session, table: Any, *, study_id: int, key: str, value: Any) -> None:
+    where = (table.c.study_id == study_id, table.c.key == key)
+    session.execute(delete(table).where(*where))
+    session.execute(insert(table).values(study_id=study_id, key=key, value_json=json.dumps(value)))
+
+
+def _new_trial(
+    session: Session, *, study_id: int, state: TrialState, start: datetime | None
+) -> tuple[int, int]:
+    # Optuna's own guard for numbering: its study row locked, the trials before counted.
+    session.execute(select(_studies.c.study_id).where(_studies.c.study_id == study_id).with_for_update())
+    before = select(func.count()).where(_trials.c.study_id == study_id).scalar_subquery()
+    row = session.execute(
+        insert(_trials)
+        .values(study_id=study_id, number=before, state=state, datetime_start=start)
+        .returning(_trials.c.trial_id, _trials.c.number)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def create_trial(session: Session, *, study_id: int) -> tuple[int, int]:
+    """A new RUNNING trial, as ``storage.create_new_trial`` makes it: ``(trial_id, number)``."""
+    return _new_trial(session, study_id=study_id, state=TrialState.RUNNING, start=datetime.now())
+
+
+def enqueue_trial(
+    session: Session, *, study_id: int, params: dict[str, Any], user_attrs: dict[str, Any]
+) -> tuple[int, int]:
+    """A WAITING trial with fixed parameters, as ``study.enqueue_trial`` makes it (a user's
+    configuration, or a retry): the next grant takes it first. ``(trial_id, number)``."""
+    trial_id, number = _new_trial(session, study_id=study_id, state=TrialState.WAITING, start=None)
+    add_user_attrs(session, trial_id=trial_id, attrs=user_attrs)
+    session.execute(
+        insert(_system_attrs).values(trial_id=trial_id, key="fixed_params", value_json=json.dumps(params))
+    )
+    return trial_id, number
+
+
+def waiting_query(study_id: int) -> Any:
+    """WAITING trials of the study (retries and enqueued configurations): a scalar subquery."""
+    query = select(func.count()).where(_trials.c.study_id == study_id, _trials.c.state == TrialState.WAITING)
+    return query.scalar_subquery()
+
+
+def enqueued_configurations(session: Session, study_id: int) -> int:
+    """WAITING trials that are new configurations (a user's), not retries of one."""
+    is_retry = (
+        select(_user_attrs.c.trial_id)
+        .where(_user_attrs.c.trial_id == _trials.c.trial_id, _user_attrs.c.key == CONFIG_NUMBER_ATTR)
+        .exists()
+    )
+    query = select(func.count()).where(
+        _trials.c.study_id == study_id, _trials.c.state == TrialState.WAITING, ~is_retry
+    )
+    return int(session.scalar(query) or 0)
+
+
+def pop_waiting(
+    session: Session, *, study_id: int, lock: bool
+) -> tuple[int, int, dict[str, Any], dict[str, Any]] | None:
+    """The study's oldest WAITING trial, set RUNNING as ``study.ask()`` pops it:
+    ``(trial_id, number, fixed params, user attributes)``, or None."""
+    query = select(_trials.c.trial_id, _trials.c.number).where(
+        _trials.c.study_id == study_id, _trials.c.state == TrialState.WAITING
+    )
+    if lock:
+        query = query.with_for_update(skip_locked=True)
+    found = session.execute(query.order_by(_trials.c.trial_id).limit(1)).first()
+    if found is None:
+        return None
+    trial_id, number = int(found[0]), int(found[1])
+    session.execute(
+        update(_trials)
+        .where(_trials.c.trial_id == trial_id)
+        .values(state=TrialState.RUNNING, datetime_start=datetime.now())
+    )
+    return trial_id, number, _fixed_params(session, trial_id), _user_attrs_of(session, trial_id)
+
+
+def _fixed_params(session: Session, trial_id: int) -> dict[str, Any]:
+    where = (_system_attrs.c.trial_id == trial_id, _system_attrs.c.key == "fixed_params")
+    found = session.scalar(select(_system_attrs.c.value_json).where(*where))
+    return dict(json.loads(found)) if found else {}
+
+
+def _user_attrs_of(session: Session, trial_id: int) -> dict[str, Any]:
+    query = select(_user_attrs.c.key, _user_attrs.c.value_json).where(_user_attrs.c.trial_id == trial_id)
+    return {key: json.loads(value) for key, value in session.execute(query)}
+
+
+def trial_state(session: Session, trial_id: int) -> TrialState | None:
+    state = session.scalar(select(_trials.c.state).where(_trials.c.trial_id == trial_id))
+    return state if state is None else TrialState(state)
+
+
+def trial_value(session: Session, trial_id: int) -> float | None:
+    found = session.execute(
+        select(_values.c.value, _values.c.value_type).where(
+            _values.c.trial_id == trial_id, _values.c.objective == 0
+        )
+    ).first()
+    return None if found is None else float(TrialValueModel.stored_repr_to_value(found[0], found[1]))
+
+
+def add_params(
+    session: Session, *, trial_id: int, params: dict[str, Any], distributions: dict[str, BaseDistribution]
+) -> None:
+    """A new trial's parameters, as ``trial.suggest_*`` stores them (internal representation)."""
+    if not params:
+        return
+    rows = [
+        {
+            "trial_id": trial_id,
+            "param_name": name,
+            "param_value": distributions[name].to_internal_repr(value),
+            "distribution_json": distribution_to_json(distributions[name]),
+        }
+        for name, value in params.items()
+    ]
+    session.execute(insert(_params), rows)
+
+
+def add_user_attrs(session: Session, *, trial_id: int, attrs: dict[str, Any]) -> None:
+    """User attributes of a trial that has none of these keys yet."""
+    if attrs:
+        rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+        session.execute(insert(_user_attrs), rows)
+
+
+def set_user_attr(session: Session, *, trial_id: int, key: str, value: Any) -> None:
+    """One user attribute, replacing any earlier value of ``key``."""
+    session.execute(delete(_user_attrs).where(_user_attrs.c.trial_id == trial_id, _user_attrs.c.key == key))
+    add_user_attrs(session, trial_id=trial_id, attrs={key: value})
+
+
+def set_system_attr(session: Session, *, trial_id: int, key: str, value: Any) -> None:
+    """One system attribute (e.g. Optuna's ``fail_reason``), replacing an earlier value."""
+    where = (_system_attrs.c.trial_id == trial_id, _system_attrs.c.key == key)
+    session.execute(delete(_system_attrs).where(*where))
+    session.execute(insert(_system_attrs).values(trial_id=trial_id, key=key, value_json=json.dumps(value)))
+
+
+def set_intermediate_values(session: Session, *, trial_id: int, values: dict[int, float]) -> None:
+    """Steps' values (one, or a worker's coalesced reports), replacing any reported before
+    for the same steps, as Optuna does: one delete and one insert.
+
+    The caller holds the trial's lease row locked (or SQLite's write lock), so two reports
+    of one step never race to insert."""
+    if not values:
+        return
+    rows = []
+    for step, value in values.items():
+        stored, kind = TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "step": step,
+                "intermediate_value": stored,
+                "intermediate_value_type": kind,
+            }
+        )
+    session.execute(
+        delete(_intermediate).where(_intermediate.c.trial_id == trial_id, _intermediate.c.step.in_(values))
+    )
+    session.execute(insert(_intermediate), rows)
+
+
+def finish_trial(
+    session: Session, *, trial_id: int, state: TrialState, values: Sequence[float] | None
+) -> bool:
+    """A RUNNING trial to a finished ``state`` (complete, pruned or failed) with its
+    ``values``, as ``set_trial_state_values`` stores it (local time, like Optuna); False when
+    the trial was not running (finished already: nothing is changed)."""
+    assert state.is_finished()
+    result = session.execute(
+        update(_trials)
+        .where(_trials.c.trial_id == trial_id, _trials.c.state == TrialState.RUNNING)
+        .values(state=state, datetime_complete=datetime.now())
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    if values:
+        rows = []
+        for objective, value in enumerate(values):
+            stored, kind = TrialValueModel.value_to_stored_repr(value)
+            rows.append({"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind})
+        session.execute(insert(_values), rows)
+    return True
+
+
+def _intermediate_values(session: Session, trial_id: int) -> dict[int, float]:
+    query = select(
+        _intermediate.c.step, _intermediate.c.intermediate_value, _intermediate.c.intermediate_value_type
+    ).where(_intermediate.c.trial_id == trial_id)
+    return {
+        int(step): TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
+        for step, value, kind in session.execute(query)
+    }
+
+
+def intermediate_values(session: Session, trial_id: int) -> dict[int, float]:
+    """A trial's reported values by step."""
+    return dict(sorted(_intermediate_values(session, trial_id).items()))
+
+
+def last_intermediate(session: Session, trial_id: int) -> float | None:
+    """The value of the trial's highest reported step."""
+    values = _intermediate_values(session, trial_id)
+    return values[max(values)] if values else None
+
+
+def reported_trial(session: Session, *, trial_id: int, number: int) -> FrozenTrial:
+    """A running trial with its intermediate values only (what a percentile pruner reads)."""
+    return FrozenTrial(
+        number=number,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values=_intermediate_values(session, trial_id),
+        trial_id=trial_id,
+    )
+
+
+def orphans(session: Session, *, before: datetime, limit: int = 1000) -> list[int]:
+    """Optuna RUNNING trials of hone's studies that have no hone row, started before
+    ``before``: an :func:`ask_trial` whose hone row a crash lost. Returns their trial ids."""
+    hone_row = select(Trial.id).where(Trial.trial_id == _trials.c.trial_id).exists()
+    of_hone = select(Study.id).where(Study.id == _trials.c.study_id).exists()
+    query = select(_trials.c.trial_id, _trials.c.datetime_start).where(
+        _trials.c.state == TrialState.RUNNING, ~hone_row, of_hone
+    )
+    local_before = before.astimezone().replace(tzinfo=None)  # Optuna stores naive local times
+    return [
+        int(trial_id)
+        for trial_id, started in session.execute(query.limit(limit))
+        if started is None or started < local_before
+    ]
+
+
+def fail_orphan(session: Session, *, trial_id: int, reason: str) -> None:
+    """Fail an orphan and, if it was a popped retry, queue its configuration again."""
+    study_id = session.scalar(select(_trials.c.study_id).where(_trials.c.trial_id == trial_id))
+    attrs = _user_attrs_of(session, trial_id)
+    set_system_attr(session, trial_id=trial_id, key="fail_reason", value=reason)
+    finish_trial(session, trial_id=trial_id, state=TrialState.FAIL, values=None)
+    if CONFIG_NUMBER_ATTR in attrs and study_id is not None:
+        params = _fixed_params(session, trial_id)
+        enqueue_trial(session, study_id=int(study_id), params=params, user_attrs=attrs)
+
+
+def ask_trial(
+    storage: optuna.storages.RDBStorage,
+    *,
+    cache_key: Hashable,
+    study_name: str,
+    sampler: optuna.samplers.BaseSampler,
+    suggest: Any,
+    round_number: int,
+) -> tuple[int, int, dict[str, Any], dict[str, Any]]:
+    """A trial from Optuna's own ``study.ask()``, for samplers that read the study's history
+    (committed on Optuna's engine): ``(trial_id, number, params, user attributes)``.
+    ``suggest(trial)`` suggests the spec's parameters. A new configuration is tagged with
+    ``round_number`` (for the dashboard); a retry keeps its own attributes."""
+    study = optuna.load_study(
+        study_name=study_name, storage=study_storage(storage, cache_key), sampler=sampler
+    )
+    trial = study.ask()
+    try:
+        params = suggest(trial)
+        attrs = dict(trial.user_attrs)
+        if CONFIG_NUMBER_ATTR not in attrs:
+            trial.set_user_attr("hone_round", round_number)
+    except Exception:
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        raise
+    return trial._trial_id, trial.number, params, attrs
+
+
+# Optuna wraps a bare RDBStorage in a fresh _CachedStorage per Study object, so a sampler
+# reading the study's finished trials reloaded them all on every grant. One cache per study
+# and process reads only what is new, as ``study.optimize`` does; finished trials never
+# change, so a cache is safe across processes.
+_cached: Recent[Hashable, _CachedStorage] = Recent(CACHE_STUDIES)
+
+
+def study_storage(storage: optuna.storages.RDBStorage, key: Hashable) -> optuna.storages.BaseStorage:
+    """A per-process caching view of ``storage`` for the study ``key`` names."""
+    return _cached.get(
+        (id(storage), key),
+        lambda: _CachedStorage(storage),
+        still_valid=lambda found: found._backend is storage,
+    )
+
+
+class _Seen:
+    def __init__(self) -> None:
+        self.finished: dict[int, FrozenTrial] = {}
+        self.open: set[int] = set()
+        self.pending: set[int] = set()  # finished, not read yet
+        self.complete: set[int] = set()
+        self.watermark = -1
+
+
+class PrunerStorage(_CachedStorage):
+    """The storage a study's pruner reads through on each report: finished trials, cheaply.
+
+    A pruner asks for the study's finished trials on every report; Optuna's cached storage
+    answers by re-reading every unfinished trial in full each time. Here :meth:`probe`
+    reads ids and states only (new ids, and the ids it saw unfinished) in the report's own
+    transaction, and :meth:`load` reads in full, once, the trials that finished since.
+    ``get_all_trials`` with only finished states then answers from memory."""
+
+    def __init__(self, backend: optuna.storages.RDBStorage) -> None:
+        super().__init__(backend)
+        self._seen: dict[int, _Seen] = {}
+        self._seen_lock = threading.Lock()
+
+    def serves(self, storage: optuna.storages.RDBStorage) -> bool:
+        """Whether this reads through ``storage`` (a cache outlives a replaced storage)."""
+        return self._backend is storage
+
+    def _study(self, study_id: int) -> _Seen:
+        return self._seen.setdefault(study_id, _Seen())
+
+    def probe(self, session: Session, study_id: int) -> None:
+        """Note which trials finished since the last probe (ids and states only)."""
+        # No lock is held across SQL here or in load(): the caller's transaction may hold
+        # SQLite's write lock, which a concurrent load() (Optuna's connection) would wait on.
+        with self._seen_lock:
+            seen = self._study(study_id)
+            watermark, open_ids = seen.watermark, sorted(seen.open)
+        query = select(_trials.c.trial_id, _trials.c.state)
+        rows = list(
+            session.execute(query.where(_trials.c.trial_id > watermark, _trials.c.study_id == study_id))
+        )
+        if open_ids:
+            rows += session.execute(query.where(_trials.c.trial_id.in_(open_ids)))
+        with self._seen_lock:
+            for trial_id, state in rows:
+                seen.watermark = max(seen.watermark, trial_id)
+                if trial_id in seen.finished or trial_id in seen.pending:
+                    continue
+                if TrialState(state).is_finished():
+                    seen.open.discard(trial_id)
+                    seen.pending.add(trial_id)
+                    if TrialState(state) == TrialState.COMPLETE:
+                        seen.complete.add(trial_id)
+                else:
+                    seen.open.add(trial_id)
+
+    def completed(self, study_id: int) -> int:
+        """COMPLETE trials of the study as of the last :meth:`probe`."""
+        with self._seen_lock:
+            return len(self._study(study_id).complete)
+
+    def load(self, study_id: int) -> None:
+        """Read in full the trials :meth:`probe` found finished."""
+        with self._seen_lock:
+            seen = self._study(study_id)
+            pending = set(seen.pending)
+        if not pending:
+            return
+        trials = self._backend._get_trials(study_id, None, pending, max(pending))
+        with self._seen_lock:
+            for trial in trials:
+                trial_id = trial._trial_id
+                seen.watermark = max(seen.watermark, trial_id)
+                if trial.state.is_finished():
+                    seen.finished[trial_id] = trial
+                    seen.open.discard(trial_id)
+                    seen.pending.discard(trial_id)
+                    if trial.state == TrialState.COMPLETE:
+                        seen.complete.add(trial_id)
+                elif trial_id not in seen.finished and trial_id not in seen.pending:
+                    seen.open.add(trial_id)
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        if not isinstance(states, Iterable) or not all(TrialState(s).is_finished() for s in states):
+            return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        wanted = set(states)
+        with self._seen_lock:
+            trials = [t for t in self._study(study_id).finished.values() if t.state in wanted]
+        trials.sort(key=lambda t: t.number)
+        return copy.deepcopy(trials) if deepcopy else trials

@@ -1,0 +1,193 @@
+"""How a lease's trial ends: complete, pruned, or failed — and whether a failure runs again.
+
+Each ending is one transaction: Optuna's rows (through :mod:`service.optuna_tables`) and
+hone's commit together, a retry's queued trial included, so a crash at any point leaves
+either the whole ending or none of it (and then the reaper ends the lease once).
+
+Retries: a configuration failed with ``retry`` (a reaped lease, a worker giving its trial
+back, CUDA out of memory) becomes a new Optuna trial with the same ``config_number`` and
+``attempt + 1``; the round budget counts first attempts only. Failures count against
+``max_retries``, except a trial given back by a worker that is shutting down (cause
+``shutdown``): nothing went wrong with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from optuna.trial import TrialState
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from hone.settings import Settings
+from service import leases, optuna_tables, rounds, worker_registry
+from service.backend import Backend
+from service.tables import Trial
+
+logger = logging.getLogger("hone.leases")
+
+Outcome = Literal["complete", "fail", "prune"]
+# Why a trial failed: a worker's word (the wire's failure causes), or the reaper's.
+Cause = Literal["shutdown", "cancelled", "timeout", "out_of_memory", "error", "lease_expired"]
+_NOT_COUNTED: tuple[Cause, ...] = ("shutdown",)
+# What workers before the wire's ``cause`` field sent as the reason of a give-back.
+SHUTDOWN_REASON = "worker shutting down"
+_STATE_OF: dict[Outcome, str] = {"complete": "complete", "fail": "failed", "prune": "pruned"}
+_OPTUNA_STATE: dict[Outcome, TrialState] = {
+    "complete": TrialState.COMPLETE,
+    "fail": TrialState.FAIL,
+    "prune": TrialState.PRUNED,
+}
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The state a lease's trial ended in (``duplicate``: the same result was sent again)."""
+
+    study_id: int
+    number: int
+    state: str
+    duplicate: bool
+
+
+def finish(
+    backend: Backend,
+    *,
+    lease_id: str,
+    outcome: Outcome,
+    value: float | None = None,
+    metrics: dict[str, float] | None = None,
+    reason: str | None = None,
+    cause: Cause | None = None,
+    retry: bool = False,
+    steps: Mapping[int, float] | None = None,
+    now: datetime,
+) -> Finished:
+    """End a lease's trial as complete, failed (optionally re-queued) or pruned.
+
+    ``steps`` are step values the worker had not sent yet; they are recorded first. A
+    failure without a ``cause`` (a worker older than the field) is an ``error``, or a
+    ``shutdown`` when its reason is the old give-back text.
+    Idempotent: the same result sent again for a finished lease answers as before. Any
+    other call on a finished, expired or superseded lease raises :class:`Conflict`.
+    """
+    db = backend.db
+    with db.grant_lock, db.transaction() as session:
+        row = leases.lease_row(session, lease_id, lock=not db.is_sqlite)
+        if row.state != "running" and _same_result(row, outcome, value=value, reason=reason):
+            return Finished(row.study_id, row.number, row.state, duplicate=True)
+        leases.check_live(row, now)
+        if steps:
+            optuna_tables.set_intermediate_values(session, trial_id=row.trial_id, values=dict(steps))
+            last = max([*steps, row.last_step or 0])
+            session.execute(update(Trial).where(Trial.id == row.id).values(last_step=last))
+        if outcome == "fail":
+            cause = cause or ("shutdown" if reason == SHUTDOWN_REASON else "error")
+            _fail(
+                session, backend.settings, row, reason=reason or "failed", cause=cause, retry=retry, now=now
+            )
+        else:
+            _end(session, row, outcome=outcome, value=value, metrics=metrics, now=now)
+    return Finished(row.study_id, row.number, _STATE_OF[outcome], duplicate=False)
+
+
+def expire_lease(session: Session, settings: Settings, row: Trial, *, now: datetime) -> bool:
+    """Fail a running trial whose lease ran out and re-queue it (the reaper's call); True
+    when re-queued. A trial whose result Optuna holds already (written by another tool)
+    keeps that result: running it again would put it in the study twice."""
+    recorded = optuna_tables.trial_state(session, row.trial_id)
+    if recorded in (TrialState.COMPLETE, TrialState.PRUNED):
+        outcome: Outcome = "complete" if recorded == TrialState.COMPLETE else "prune"
+        value = optuna_tables.trial_value(session, row.trial_id) if outcome == "complete" else None
+        _end(session, row, outcome=outcome, value=value, metrics=None, now=now)
+        logger.warning(
+            "lease expired after its result reached Optuna: kept trial %s as %s", row.number, outcome
+        )
+        return False
+    silent = (now - (row.heartbeat_at or row.started_at)).total_seconds()
+    reason = f"lease expired: no heartbeat for {silent:.0f} s (worker {row.worker_id})"
+    return _fail(session, settings, row, reason=reason, cause="lease_expired", retry=True, now=now)
+
+
+def _end(
+    session: Session,
+    row: Trial,
+    *,
+    outcome: Outcome,
+    value: float | None,
+    metrics: dict[str, float] | None,
+    now: datetime,
+) -> None:
+    """Complete or prune: Optuna's rows and hone's."""
+    values = [value] if outcome == "complete" and value is not None else None
+    if outcome == "prune":
+        last = optuna_tables.last_intermediate(session, row.trial_id)
+        values = [last] if last is not None and math.isfinite(last) else None
+    if outcome == "complete" and metrics:
+        finite = {k: float(v) for k, v in list(metrics.items())[:64] if math.isfinite(v)}
+        # One attribute, which the dashboard shows; before the state, as Optuna would.
+        optuna_tables.set_user_attr(session, trial_id=row.trial_id, key="metrics", value=finite)
+    if not optuna_tables.finish_trial(
+        session, trial_id=row.trial_id, state=_OPTUNA_STATE[outcome], values=values
+    ):
+        logger.info("optuna trial %s was already finished", row.trial_id)
+    changes: dict[str, Any] = {"state": _STATE_OF[outcome], "finished_at": now, "updated_at": now}
+    if values:
+        changes["value"] = values[0]
+    if outcome == "prune" and not row.reason:
+        changes["reason"] = "pruned by the worker"
+    session.execute(update(Trial).where(Trial.id == row.id).values(**changes))
+    worker_registry.release(session, row)
+    rounds.after_result(session, study_id=row.study_id, round=row.round, now=now)
+
+
+def _fail(
+    session: Session, settings: Settings, row: Trial, *, reason: str, cause: Cause, retry: bool, now: datetime
+) -> bool:
+    """Fail ``row``'s trial and re-queue its configuration when allowed; True if re-queued."""
+    optuna_tables.finish_trial(session, trial_id=row.trial_id, state=TrialState.FAIL, values=None)
+    requeue = retry and (cause in _NOT_COUNTED or _counted_failures(session, row) <= settings.max_retries)
+    if requeue:
+        attrs = {
+            optuna_tables.CONFIG_NUMBER_ATTR: row.config_number,
+            "hone_attempt": row.attempt + 1,
+            "hone_round": row.round,
+        }
+        optuna_tables.enqueue_trial(session, study_id=row.study_id, params=dict(row.params), user_attrs=attrs)
+    session.execute(
+        update(Trial)
+        .where(Trial.id == row.id)
+        .values(state="failed", reason=reason[:4000], cause=cause, finished_at=now, updated_at=now)
+    )
+    worker_registry.release(session, row)
+    if not requeue:  # a re-queued configuration keeps its round open
+        rounds.after_result(session, study_id=row.study_id, round=row.round, now=now)
+    return requeue
+
+
+def _counted_failures(session: Session, row: Trial) -> int:
+    """Failed attempts of the row's configuration that count against ``max_retries``,
+    ``row`` included (counted as failing now, whatever its state)."""
+    query = select(func.count()).where(
+        Trial.study_id == row.study_id,
+        Trial.config_number == row.config_number,
+        Trial.id != row.id,
+        Trial.state == "failed",
+        func.coalesce(Trial.cause, "error").not_in(_NOT_COUNTED),
+    )
+    return int(session.scalar(query) or 0) + 1
+
+
+def _same_result(row: Trial, outcome: Outcome, *, value: float | None, reason: str | None) -> bool:
+    if row.state != _STATE_OF[outcome]:
+        return False
+    if outcome == "complete":
+        return value is not None and row.value is not None and math.isclose(row.value, value, rel_tol=1e-12)
+    if outcome == "fail":
+        return (row.reason or "") == (reason or "failed")
+    return True

@@ -1,0 +1,60 @@
+"""The worker registry (``hone_workers``): who has asked for work, from which host and
+devices, when each was last heard from, and the trial each holds now (``GET /workers``).
+
+A worker is recorded by the calls it makes anyway (lease, heartbeat, result); it never
+registers on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from service.tables import Trial, Worker
+
+
+def seen(
+    session: Session,
+    *,
+    worker: str,
+    host: str | None,
+    devices: list[str] | None,
+    now: datetime,
+    holds: tuple[int, int] | None,
+) -> None:
+    """Record that ``worker`` asked for work now and holds ``(study_id, trial number)``, or nothing."""
+    changes: dict[str, Any] = {
+        "last_seen": now,
+        "current_study_id": holds[0] if holds else None,
+        "current_trial_number": holds[1] if holds else None,
+    }
+    if host:
+        changes["host"] = host
+    if devices is not None:
+        changes["devices"] = list(devices)
+    result = session.execute(update(Worker).where(Worker.id == worker).values(**changes))
+    if getattr(result, "rowcount", 1) == 0:
+        session.add(Worker(**{"id": worker, "host": host, "devices": [], "first_seen": now, **changes}))
+
+
+def heard_from(session: Session, *, worker: str | None, now: datetime) -> None:
+    """A heartbeat: the worker is alive."""
+    if worker:
+        session.execute(update(Worker).where(Worker.id == worker).values(last_seen=now))
+
+
+def release(session: Session, row: Trial) -> None:
+    """The worker that held ``row``'s trial holds nothing now (unless it moved on already)."""
+    if row.worker_id:
+        session.execute(
+            update(Worker)
+            .where(
+                Worker.id == row.worker_id,
+                Worker.current_study_id == row.study_id,
+                Worker.current_trial_number == row.number,
+            )
+            .values(current_study_id=None, current_trial_number=None)
+        )
