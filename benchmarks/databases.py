@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service import schema
+from service import migrate
 
 
 def postgres_server() -> str | None:
@@ -44,7 +44,7 @@ def scratch_database(kind: str, *, upgrade: bool = True) -> Iterator[str]:
         url = f"sqlite:///{directory / 'bench.db'}"
         try:
             if upgrade:
-                schema.upgrade(url)
+                migrate.upgrade(url)
             yield url
         finally:
             shutil.rmtree(directory, ignore_errors=True)
@@ -59,7 +59,7 @@ def scratch_database(kind: str, *, upgrade: bool = True) -> Iterator[str]:
     try:
         url = make_url(server).set(database=name).render_as_string(hide_password=False)
         if upgrade:
-            schema.upgrade(url)
+            migrate.upgrade(url)
         yield url
     finally:
         with admin.connect() as conn:

@@ -23,7 +23,7 @@ import optuna
 from fastapi.testclient import TestClient
 
 from hone.settings import Settings
-from service import schema
+from service import migrate
 from service.app import create_app
 from worker.api import Objective
 from worker.objectives import run_objective
@@ -73,7 +73,7 @@ class LocalService:
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial drowns the tables
         self._dir = Path(tempfile.mkdtemp(prefix="hone-bench-"))
         url = f"sqlite:///{self._dir / 'hone.db'}"
-        schema.upgrade(url)
+        migrate.upgrade(url)
         token = secrets.token_hex(16)
         settings = Settings(_env_file=None, database_url=url, admin_token=token, reaper_interval=3600)
         self.client = TestClient(create_app(settings))

@@ -1,6 +1,6 @@
 """Alembic environment for hone's own tables (prefix ``hone_``).
 
-The URL comes from the caller (``service.schema`` puts it in the config's attributes) or
+The URL comes from the caller (``service.migrate`` puts it in the config's attributes) or
 from hone's settings, never from an ini file. Optuna's tables share the database and
 have their own migrations, so everything that is not ``hone_*`` is left alone, and hone
 records its revision in ``hone_alembic_version`` beside Optuna's ``alembic_version``.
@@ -15,7 +15,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from service.db import SQLITE_BUSY_TIMEOUT_S, is_sqlite
-from service.schema import VERSION_TABLE, include_object, render_item
+from service.migrate import VERSION_TABLE, include_object, render_item
 from service.tables import Base
 
 config = context.config

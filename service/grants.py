@@ -26,13 +26,11 @@ from sqlalchemy.orm import Session
 
 from service import optuna_tables, rounds, worker_registry
 from service.backend import Backend
+from service.box_sampler import BoxSampler
 from service.caches import study_key, study_spec
-from service.sampling import BoxSampler, create_sampler, suggest_params
+from service.sampling import suggest_params
 from service.spec import StudySpec
 from service.tables import Round, Study, Trial
-
-# Samplers whose draw depends only on (seed, trial number or index, box): no study history.
-_DRAWN = ("random", "sobol")
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ def grant_lease(
             if candidate is None:
                 asker.seen(session)
                 return None
-            if candidate.spec.sampler.type in _DRAWN:
+            if candidate.spec.sampler.draws_without_history:
                 opened = _pop(session, candidate, lock=not db.is_sqlite) if candidate.waiting else None
                 if opened is None and candidate.room <= 0:
                     asker.seen(session)
@@ -197,7 +195,7 @@ def _fill(
 ) -> dict[str, Any]:
     """The trial's parameters — ``fixed`` ones as given, the rest drawn in the box — written
     as ``suggest_*`` would write them."""
-    sampler = create_sampler(candidate.spec, box=candidate.box, index=candidate.index)
+    sampler = candidate.spec.sampler.build(candidate.spec, box=candidate.box, index=candidate.index)
     assert isinstance(sampler, BoxSampler)
     values = {
         name: fixed[name] if name in fixed else sampler.value(number, name) for name in candidate.spec.space
@@ -237,7 +235,7 @@ def _ask(backend: Backend, candidate: _Candidate) -> _Opened:
         backend.storage,
         cache_key=study_key(None, candidate.study),
         study_name=candidate.study.name,
-        sampler=create_sampler(spec, box=candidate.box, index=candidate.index),
+        sampler=spec.sampler.build(spec, box=candidate.box, index=candidate.index),
         suggest=lambda trial: suggest_params(trial, spec),
         round_number=candidate.round,
     )

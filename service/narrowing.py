@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict, final
+from typing import TYPE_CHECKING, Any, TypedDict, final
 
 from service.scales import (
     NumericParam,
@@ -39,7 +39,10 @@ from service.scales import (
     to_scale,
     value_range,
 )
-from service.spec import CategoricalParam, Choice, StudySpec
+from service.space import CategoricalParam, Choice
+
+if TYPE_CHECKING:
+    from service.spec import StudySpec
 
 
 @final

@@ -21,8 +21,7 @@ from service import leases, optuna_tables
 from service.backend import Backend
 from service.caches import CACHE_STUDIES, Recent, StudyKey, study_key, study_spec
 from service.errors import Conflict
-from service.sampling import create_pruner
-from service.spec import PrunerSpec, StudySpec
+from service.spec import StudySpec
 from service.tables import Study, Trial
 
 
@@ -56,17 +55,15 @@ def report(
         study_row = session.get(Study, row.study_id)
         assert study_row is not None
         spec = study_spec(study_row)
-        if spec.pruner.type == "none":
+        if not spec.pruner.ever_prunes:
             return False
         finished = _pruner_storage(storage, study_row)
         finished.probe(session, row.study_id)
-        if not _may_prune(spec.pruner, completed=finished.completed(row.study_id), step=step):
+        if not spec.pruner.may_prune(completed=finished.completed(row.study_id), step=step):
             return False
-        # The median and percentile pruners read only the trial's own intermediate values.
-        light = spec.pruner.type in ("median", "percentile")
-        trial = (
-            optuna_tables.reported_trial(session, trial_id=row.trial_id, number=row.number) if light else None
-        )
+        trial = None
+        if spec.pruner.reads_own_values_only:
+            trial = optuna_tables.reported_trial(session, trial_id=row.trial_id, number=row.number)
     finished.load(row.study_id)
     study = _pruning_study(finished, study_row, spec)
     try:
@@ -80,14 +77,6 @@ def report(
                 update(Trial).where(Trial.id == row.id, Trial.state == "running").values(reason=reason)
             )
     return bool(prune)
-
-
-def _may_prune(pruner: PrunerSpec, *, completed: int, step: int) -> bool:
-    """False where the study's pruner provably answers no (saving its reads of the study)."""
-    if pruner.type in ("median", "percentile"):
-        # Optuna's percentile pruner needs n_startup_trials completed trials, and at least one.
-        return step >= pruner.n_warmup_steps and completed >= max(pruner.n_startup_trials, 1)
-    return True
 
 
 _pruner_storages: Recent[StudyKey, optuna_tables.PrunerStorage] = Recent(CACHE_STUDIES)
@@ -112,6 +101,6 @@ def _pruning_study(finished: optuna_tables.PrunerStorage, study_row: Study, spec
             study_name=study_row.name,
             storage=finished,
             sampler=optuna.samplers.RandomSampler(),  # cheap before_trial; nothing is sampled here
-            pruner=create_pruner(spec),
+            pruner=spec.pruner.build(spec.objective.max_epochs),
         ),
     )

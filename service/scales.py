@@ -10,9 +10,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from service.spec import FloatParam, IntParam
+from service.space import IntParam, NumericParam
 
-NumericParam = FloatParam | IntParam
+__all__ = [
+    "NumericParam",
+    "from_scale",
+    "scale_range",
+    "snap_down",
+    "snap_nearest",
+    "snap_up",
+    "tidy",
+    "to_scale",
+    "value_range",
+]
 
 
 def to_scale(param: NumericParam, value: float) -> float:

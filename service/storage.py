@@ -42,7 +42,7 @@ def create_optuna_storage(url: str, *, create_tables: bool = False) -> optuna.st
     Args:
         url: The SQLAlchemy URL shared with hone's tables.
         create_tables: Create Optuna's tables if missing. Off in the service: the schema is
-            created once by ``hone db upgrade`` (``service.schema.upgrade``), never by many
+            created once by ``hone db upgrade`` (``service.migrate.upgrade``), never by many
             processes racing at start-up.
     """
     ensure_sqlite_dir(url)

@@ -1,4 +1,4 @@
-"""Running one trial's objective: the built-in MLP trainer or a user's Python function.
+"""Running one trial's objective: a built-in trainer (``trainer.registry``) or a user's Python function.
 
 Both kinds report a value per step through the same callback, which answers ``True``
 when the trial must stop (pruned, cancelled, or the worker is shutting down).
@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer.interface import Trainer
+from trainer.registry import TRAINERS
 from worker.api import Objective
 
 # step, value, metrics -> True when the trial must stop now
@@ -43,23 +45,22 @@ class Outcome:
 
 
 def run_objective(objective: Objective, params: dict[str, Any], *, device: str, report: ReportFn) -> Outcome:
-    if objective.trainer == "mlp":
-        return _run_mlp(objective, params, device=device, report=report)
+    if objective.trainer in TRAINERS:
+        return _run_trainer(TRAINERS[objective.trainer], objective, params, device=device, report=report)
     if objective.trainer == "python":
         return _run_python(objective, params, device=device, report=report)
     raise BadObjective(f"unknown trainer {objective.trainer!r}")
 
 
-def _run_mlp(objective: Objective, params: dict[str, Any], *, device: str, report: ReportFn) -> Outcome:
-    from trainer.config import TrainConfig
-    from trainer.run import train
-
+def _run_trainer(
+    trainer: Trainer[Any], objective: Objective, params: dict[str, Any], *, device: str, report: ReportFn
+) -> Outcome:
     values: dict[str, Any] = {**objective.fixed, **params, "device": device}
     if objective.dataset is not None:
         values["dataset"] = objective.dataset
     if objective.max_epochs is not None:
         values["max_epochs"] = objective.max_epochs
-    config = TrainConfig(**values)
+    config = trainer.config(values)
     metric = objective.metric
     stopped = False
 
@@ -72,7 +73,7 @@ def _run_mlp(objective: Objective, params: dict[str, Any], *, device: str, repor
             stopped = True
         return stopped
 
-    result = train(config, on_epoch)
+    result = trainer.run(config, on_epoch)
     if result.status == "diverged":
         raise Diverged(f"diverged: {metric} became NaN or infinite")
     best = _as_metrics(result.best)

@@ -36,14 +36,14 @@ def api(
     import uvicorn
 
     from hone.settings import settings_for
-    from service import schema
+    from service import migrate
     from service.app import create_app
     from service.auth import has_active_tokens
     from service.db import Database
 
     settings = settings_for(data_dir=data_dir, database_url=database_url)
     url = settings.database_url
-    if not schema.is_current(url):
+    if not migrate.is_current(url):
         typer.echo(
             "hone: the database schema is missing or out of date; run `hone db upgrade` first", err=True
         )

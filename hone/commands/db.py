@@ -33,11 +33,11 @@ def _shown(url: str) -> str:
 @db_app.command()
 def upgrade(data_dir: Path | None = DataDir, database_url: str | None = DatabaseUrl) -> None:
     """Create or upgrade Optuna's tables and hone's to the latest revision (safe to repeat)."""
-    from service import schema
+    from service import migrate
 
     url = _url(data_dir, database_url)
-    schema.upgrade(url)
-    typer.echo(f"{_shown(url)}: schema current (hone revision {schema.current_revision(url)})")
+    migrate.upgrade(url)
+    typer.echo(f"{_shown(url)}: schema current (hone revision {migrate.current_revision(url)})")
 
 
 @db_app.command()
@@ -47,23 +47,23 @@ def downgrade(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Downgrade hone's tables (Optuna's are left as they are)."""
-    from service import schema
+    from service import migrate
 
     url = _url(data_dir, database_url)
-    schema.downgrade(url, revision)
-    typer.echo(f"{_shown(url)}: hone revision {schema.current_revision(url) or 'none'}")
+    migrate.downgrade(url, revision)
+    typer.echo(f"{_shown(url)}: hone revision {migrate.current_revision(url) or 'none'}")
 
 
 @db_app.command()
 def current(data_dir: Path | None = DataDir, database_url: str | None = DatabaseUrl) -> None:
     """Print hone's revision and whether the schema is current (exit 1 if not)."""
-    from service import schema
+    from service import migrate
 
     url = _url(data_dir, database_url)
-    revision = schema.current_revision(url)
-    ok = schema.is_current(url)
+    revision = migrate.current_revision(url)
+    ok = migrate.is_current(url)
     typer.echo(
-        f"{_shown(url)}: hone revision {revision or 'none'} (head {schema.head_revision()}); "
+        f"{_shown(url)}: hone revision {revision or 'none'} (head {migrate.head_revision()}); "
         + ("current" if ok else "NOT current: run `hone db upgrade`")
     )
     if not ok:

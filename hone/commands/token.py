@@ -28,11 +28,11 @@ def register(app: typer.Typer) -> None:
 
 def _database(data_dir: Path | None, database_url: str | None) -> Database:
     from hone.settings import settings_for
-    from service import schema
+    from service import migrate
     from service.db import Database
 
     url = settings_for(data_dir=data_dir, database_url=database_url).database_url
-    if schema.current_revision(url) is None:
+    if migrate.current_revision(url) is None:
         typer.echo("hone's tables do not exist here yet; run `hone db upgrade` first", err=True)
         raise typer.Exit(2)
     return Database(url)

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.deps import DbDep, ReadAuth, storage_for
-from service.schema import head_revision, revision_on
+from service.migrate import head_revision, revision_on
 from service.schemas import ErrorOut, HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from hone.settings import Settings
-from service import schema
+from service import migrate
 from service.app import create_app
 from service.auth import Role, create_token
 from service.db import Database
@@ -87,9 +87,9 @@ class Api:
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file upgraded once per session by ``service.schema.upgrade``; tests copy it."""
+    """A SQLite file upgraded once per session by ``service.migrate.upgrade``; tests copy it."""
     path = tmp_path_factory.mktemp("template") / "hone.db"
-    schema.upgrade(f"sqlite:///{path}")
+    migrate.upgrade(f"sqlite:///{path}")
     return path
 
 
@@ -103,7 +103,7 @@ def postgres_template() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        schema.upgrade(make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+        migrate.upgrade(make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
         yield name
     finally:
         with admin.connect() as conn:
@@ -142,7 +142,7 @@ def upgraded(request: pytest.FixtureRequest, url: str) -> None:
         template: Path = request.getfixturevalue("sqlite_template")
         shutil.copyfile(template, str(parsed.database))
     elif url not in _FROM_TEMPLATE:
-        schema.upgrade(url)
+        migrate.upgrade(url)
 
 
 @pytest.fixture

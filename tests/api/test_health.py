@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
 from hone.settings import Settings
-from service import schema
+from service import migrate
 from service.app import create_app
 from service.deps import get_db
 from tests.api.conftest import Api, add_trials
@@ -21,12 +21,12 @@ def test_healthz_and_readyz_answer_without_a_token(api: Api) -> None:
 
 
 def test_readyz_is_503_when_the_schema_is_behind(api: Api) -> None:
-    schema.downgrade(api.url, "base")
+    migrate.downgrade(api.url, "base")
     ready = api.client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["schema_current"] is False
     assert "hone db upgrade" in ready.json()["detail"]
-    assert schema.is_current(api.url) is False
+    assert migrate.is_current(api.url) is False
 
 
 def test_metrics_count_requests_by_route_and_trials_by_state(api: Api) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from service import schema
+from service import migrate
 from tests.integration.processes import REPO, clean_env, free_port, hone, wait_http
 
 ADMIN = "stack-admin-token-0123456789abcdef"
@@ -101,7 +101,7 @@ def kill_group(process: subprocess.Popen[bytes], signum: int = signal.SIGKILL) -
 @contextmanager
 def stack(url: str, tmp: Path, **settings: str) -> Iterator[Stack]:
     """A migrated database at ``url`` and a `hone api` over it; everything killed at the end."""
-    schema.upgrade(url)
+    migrate.upgrade(url)
     port = free_port()
     env = clean_env(
         HONE_DATABASE_URL=url,

@@ -8,8 +8,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
-from service import schema
-from service.schema import include_object
+from service import migrate
+from service.migrate import include_object
 from service.tables import Base
 
 
@@ -22,31 +22,31 @@ def _tables(url: str) -> set[str]:
 
 
 def test_the_migrations_have_a_single_head() -> None:
-    heads = ScriptDirectory.from_config(schema.alembic_config("sqlite://")).get_heads()
-    assert heads == [schema.head_revision()]
+    heads = ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_heads()
+    assert heads == [migrate.head_revision()]
 
 
 def test_upgrade_downgrade_and_upgrade_again(db_url: str) -> None:
-    assert schema.current_revision(db_url) is None
-    schema.upgrade(db_url)
+    assert migrate.current_revision(db_url) is None
+    migrate.upgrade(db_url)
     tables = _tables(db_url)
     assert {"hone_studies", "hone_rounds", "hone_trials", "hone_tokens", "hone_workers"} <= tables
     assert {"studies", "trials", "alembic_version", "hone_alembic_version"} <= tables
-    assert schema.is_current(db_url)
+    assert migrate.is_current(db_url)
 
-    schema.downgrade(db_url, "base")
+    migrate.downgrade(db_url, "base")
     left = _tables(db_url)
     assert not {t for t in left if t.startswith("hone_") and t != "hone_alembic_version"}
     assert "studies" in left  # Optuna's tables are Optuna's
-    assert not schema.is_current(db_url)
+    assert not migrate.is_current(db_url)
 
-    schema.upgrade(db_url)
-    schema.upgrade(db_url)  # repeating is harmless
-    assert schema.is_current(db_url)
+    migrate.upgrade(db_url)
+    migrate.upgrade(db_url)  # repeating is harmless
+    assert migrate.is_current(db_url)
 
 
 def test_the_migrations_match_the_tables_exactly(db_url: str) -> None:
-    schema.upgrade(db_url)
+    migrate.upgrade(db_url)
     engine = create_engine(db_url, poolclass=NullPool)
     try:
         with engine.connect() as connection:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, case, create_engine, delete, func, insert, select, update
 from sqlalchemy.pool import NullPool
 
-from service import schema
+from service import migrate
 from service.db import Database
 from service.results import counts_by_round, counts_by_study
 from service.tables import Study, Trial, TrialCount
@@ -25,7 +25,7 @@ STATES = ("running", "complete", "pruned", "failed")
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    schema.upgrade(db_url)
+    migrate.upgrade(db_url)
     engine = create_engine(db_url, poolclass=NullPool)
     with engine.begin() as conn:
         for study_id in (1, 2):
@@ -149,7 +149,7 @@ def test_deleting_a_study_deletes_its_counters(engine: Engine) -> None:
 
 
 def test_the_migration_counts_the_trials_already_there(db_url: str) -> None:
-    schema.upgrade(db_url, "0001")
+    migrate.upgrade(db_url, "0001")
     engine = create_engine(db_url, poolclass=NullPool)
     try:
         with engine.begin() as conn:
@@ -157,13 +157,13 @@ def test_the_migration_counts_the_trials_already_there(db_url: str) -> None:
             conn.execute(
                 insert(Trial), [_trial(1, n, round=1 + n % 3, state=STATES[n % 4]) for n in range(50)]
             )
-        schema.upgrade(db_url)
+        migrate.upgrade(db_url)
         assert _counted(engine) == _truth(engine)
         with engine.begin() as conn:  # and the triggers are live after it
             conn.execute(update(Trial).where(Trial.state == "running").values(state="failed"))
         assert _counted(engine) == _truth(engine)
-        schema.downgrade(db_url, "0001")
-        schema.upgrade(db_url)
+        migrate.downgrade(db_url, "0001")
+        migrate.upgrade(db_url)
         assert _counted(engine) == _truth(engine)
     finally:
         engine.dispose()
@@ -173,7 +173,7 @@ def test_the_migration_counts_the_trials_already_there(db_url: str) -> None:
 def test_concurrent_writers_neither_deadlock_nor_lose_a_count(postgres_url: str) -> None:
     """Workers finishing trials of one round at once, while grants add new ones: every
     transaction touches the round's "running" counter row, in the same order."""
-    schema.upgrade(postgres_url)
+    migrate.upgrade(postgres_url)
     engine = create_engine(postgres_url, pool_size=8)
     with engine.begin() as conn:
         conn.execute(insert(Study).values(**_study(1)))

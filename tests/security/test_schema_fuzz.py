@@ -29,7 +29,7 @@ from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.generation import GenerationMode
 
 from hone.settings import Settings
-from service import schema
+from service import migrate
 from service.app import create_app
 from tests.api.conftest import spec
 
@@ -47,7 +47,7 @@ ALL_CHECKS: list[Any] = [check for check in CHECKS.get_all() if check.__name__ !
 @pytest.fixture(scope="module")
 def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'hone.db'}"
-    schema.upgrade(url)
+    migrate.upgrade(url)
     app = create_app(Settings(_env_file=None, database_url=url, admin_token=ADMIN))  # type: ignore[call-arg]
     app.state.events_poll_interval = 0.05
     with TestClient(app):  # runs the lifespan (the reaper) as in production

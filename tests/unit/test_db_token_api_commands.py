@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hone.cli import app
-from service import schema
+from service import migrate
 from service.auth import authenticate
 from service.db import Database
 
@@ -24,10 +24,10 @@ def test_db_upgrade_creates_the_schema_under_the_data_dir(tmp_path: Path) -> Non
     result = runner.invoke(app, ["db", "upgrade", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     url = f"sqlite:///{tmp_path / 'hone.db'}"
-    assert schema.is_current(url)
+    assert migrate.is_current(url)
     assert runner.invoke(app, ["db", "current", "--data-dir", str(tmp_path)]).exit_code == 0
     assert runner.invoke(app, ["db", "downgrade", "base", "--data-dir", str(tmp_path)]).exit_code == 0
-    assert schema.current_revision(url) is None
+    assert migrate.current_revision(url) is None
 
 
 def test_hone_database_url_wins_over_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service import optuna_tables, schema
+from service import migrate, optuna_tables
 from service.db import Database
 from service.narrowing import box_contains, full_box
 from service.rounds import (
@@ -30,7 +30,7 @@ _trial_ids = count(1)
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    schema.upgrade(db_url)  # the migrations, whose triggers keep the round counters
+    migrate.upgrade(db_url)  # the migrations, whose triggers keep the round counters
     database = Database(db_url)
     yield database
     database.dispose()

@@ -1,0 +1,165 @@
+"""A study's objective: what a trial trains and which reported metric the study optimises.
+
+Built-in trainers come from ``trainer.registry.TRAINERS``: a study's ``fixed`` and
+``space`` keys are checked against the named trainer's knobs, and its values against the
+trainer's config model, so a mistake is a 422 before the study exists.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from service.spec_base import SpecError, SpecModel
+from trainer.interface import Trainer
+from trainer.registry import TRAINERS
+
+if TYPE_CHECKING:
+    TrainerName = str
+else:
+    TrainerName = Literal[(*TRAINERS, "python")]
+
+Direction = Literal["minimize", "maximize"]
+
+_ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# Objective fields a built-in study sets on ``objective``, never in ``fixed`` or ``space``.
+_OBJECTIVE_KNOBS = {"dataset": "objective.dataset", "max_epochs": "objective.max_epochs"}
+_MAXIMIZED = ("accuracy", "acc", "auc", "f1", "r2", "precision", "recall", "score")
+_MINIMIZED = ("loss", "error", "mse", "mae", "rmse", "perplexity")
+
+
+class Objective(SpecModel):
+    """What a trial trains and which reported metric the study optimises.
+
+    ``trainer="mlp"`` runs hone's built-in trainer: ``space`` and ``fixed`` keys must be
+    its knobs (``trainer.config.KNOBS``); other built-in trainers are those of
+    ``trainer.registry.TRAINERS``. ``trainer="python"`` calls the user's
+    ``entrypoint`` (``"package.module:function"``) with the parameters and a ``report``
+    callable. ``metric`` and ``direction`` default by task: ``val_accuracy``/maximize for
+    classification datasets, ``val_loss``/minimize otherwise.
+    """
+
+    trainer: TrainerName = "mlp"
+    entrypoint: str | None = Field(default=None, description="package.module:function (python trainer)")
+    dataset: str | None = Field(default=None, min_length=1, max_length=4096)
+    metric: str = Field(min_length=1, max_length=128)
+    direction: Direction
+    max_epochs: int = Field(default=30, ge=1, le=100_000, description="Epochs (pruning steps) per trial")
+    fixed: dict[str, Any] = Field(default_factory=dict, description="Knob values shared by every trial")
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=30 * 24 * 3600, description="Per-trial wall-clock limit"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        trainer = _built_in(data.get("trainer", "mlp"))
+        if trainer is not None and data.get("dataset") is None:
+            data["dataset"] = trainer.default_dataset
+        if "metric" not in data:
+            if _is_classification(data):
+                data.setdefault("metric", "val_accuracy")
+                data.setdefault("direction", "maximize")
+            else:
+                data.setdefault("metric", "val_loss")
+                data.setdefault("direction", "minimize")
+        elif "direction" not in data and isinstance(data["metric"], str):
+            inferred = _infer_direction(data["metric"])
+            if inferred is not None:
+                data["direction"] = inferred
+        return data
+
+    @model_validator(mode="after")
+    def _trainer_fields(self) -> Objective:
+        if self.trainer == "python":
+            if self.entrypoint is None:
+                raise SpecError(
+                    ("entrypoint",), 'the python trainer needs "entrypoint": "package.module:function"'
+                )
+            if not _ENTRYPOINT.match(self.entrypoint):
+                raise SpecError(
+                    ("entrypoint",), f"{self.entrypoint!r} is not of the form package.module:function"
+                )
+        elif self.entrypoint is not None:
+            raise SpecError(("entrypoint",), 'entrypoint is only used with "trainer": "python"')
+        _check_finite(self.fixed, ("fixed",))
+        if self.built_in is not None:
+            for key in self.fixed:
+                self.check_knob(key, ("fixed", key))
+            self.train_config()
+        return self
+
+    @property
+    def built_in(self) -> Trainer[Any] | None:
+        """The built-in trainer this objective runs (None for a python entrypoint)."""
+        return TRAINERS.get(self.trainer)
+
+    def check_knob(self, key: str, loc: tuple[str | int, ...]) -> None:
+        """Raises SpecError at ``loc`` unless ``key`` is a knob of the built-in trainer."""
+        trainer = self.built_in
+        assert trainer is not None
+        if key in _OBJECTIVE_KNOBS:
+            raise SpecError(loc, f"set {key} as {_OBJECTIVE_KNOBS[key]}, not here")
+        if key not in trainer.knobs:
+            raise SpecError(
+                loc,
+                f"{key!r} is not a knob of the {trainer.name} trainer (known: {', '.join(sorted(trainer.knobs))})",
+            )
+
+    def train_config(self, params: Mapping[str, Any] | None = None) -> BaseModel:
+        """The built-in trainer's config for ``params`` on top of ``fixed``; raises SpecError."""
+        trainer = self.built_in
+        assert trainer is not None
+        values = {**self.fixed, "dataset": self.dataset, "max_epochs": self.max_epochs, **(params or {})}
+        try:
+            config: BaseModel = trainer.config(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = first["loc"][0] if first["loc"] else None
+            where: tuple[str | int, ...] = ("fixed",)
+            if isinstance(field, str) and params and field in params:
+                where = ("space", field)
+            elif isinstance(field, str) and field in self.fixed:
+                where = ("fixed", field)
+            raise SpecError(where, f"invalid for the {trainer.name} trainer: {first['msg']}") from None
+        return config
+
+
+def _built_in(name: object) -> Trainer[Any] | None:
+    return TRAINERS.get(name) if isinstance(name, str) else None
+
+
+def _is_classification(data: Mapping[str, Any]) -> bool:
+    trainer = _built_in(data.get("trainer", "mlp"))
+    if trainer is None:
+        return False
+    fixed = data.get("fixed") if isinstance(data.get("fixed"), dict) else {}
+    assert isinstance(fixed, dict)
+    return trainer.classifies(data.get("dataset"), fixed)
+
+
+def _infer_direction(metric: str) -> Direction | None:
+    name = metric.lower()
+    if name.endswith(_MINIMIZED):
+        return "minimize"
+    if name.endswith(_MAXIMIZED):
+        return "maximize"
+    return None
+
+
+def _check_finite(value: Any, loc: tuple[str | int, ...]) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(loc, "NaN and infinite numbers are not allowed")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, (*loc, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, (*loc, index))

@@ -1,0 +1,305 @@
+"""Pruners: when a running trial is stopped early, judged on its per-epoch reports.
+
+Each pruner is one variant class below, a pydantic model that holds its own options
+with their defaults and builds its Optuna pruner. ``PrunerSpec`` is their union,
+discriminated by ``type``; the type names, the options table behind the "is not an
+option of the ... pruner" messages and the JSON schema all come from ``VARIANTS``.
+
+Adding a pruner takes one class (a ``type`` Literal with its name as default, its
+options as fields, ``build`` and, where it provably answers no, ``may_prune``) appended
+to the ``PrunerVariant`` union, and its test (``tests/unit/service/test_pruners.py`` builds every variant).
+
+A stored spec (``StudySpec.from_stored``) may hold options of other pruners: specs
+dumped before pruners were variants hold every option at its default. Those are dropped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+from optuna import pruners
+from optuna.exceptions import ExperimentalWarning
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from service.limits import MAX_TOTAL_TRIALS
+from service.spec_base import SpecError, SpecModel, is_stored, not_a_model
+
+# The percentile pruner's default keeps the top three quarters at each epoch: it cuts only
+# trials that most finished trials beat, so a slow starter that ends best survives where
+# the median pruner (the top half) cuts it (benchmarks/pruning.py's learning curves).
+# Optuna has no default; 25 (its docs' example, hone's default before) cuts three quarters.
+PERCENTILE_KEPT = 75.0
+
+
+class Pruning(SpecModel, ABC):
+    """What every pruner variant offers.
+
+    Attributes:
+        reads_own_values_only: the pruner reads only the running trial's own
+            intermediate values, never other trials' (so a report need not load them).
+        ever_prunes: False for a pruner that never prunes (a report reads nothing more).
+    """
+
+    type: str
+    reads_own_values_only: ClassVar[bool] = False
+    ever_prunes: ClassVar[bool] = True
+
+    @abstractmethod
+    def build(self, max_epochs: int) -> pruners.BasePruner:
+        """The Optuna pruner; ``max_epochs`` is the objective's, the maximum resource."""
+
+    def may_prune(self, *, completed: int, step: int) -> bool:
+        """False where the pruner provably answers no at ``step`` with ``completed`` trials
+        finished (saving its reads of the study); True where it may prune."""
+        return True
+
+    def check_first_rung(self, max_epochs: int) -> None:
+        """Raises SpecError if the pruner could never prune a run of ``max_epochs``."""
+        return
+
+
+class NoPruning(Pruning):
+    """Never prunes: every trial runs to its end."""
+
+    type: Literal["none"] = "none"
+    ever_prunes: ClassVar[bool] = False
+
+    def build(self, max_epochs: int) -> pruners.BasePruner:
+        return pruners.NopPruner()
+
+    def may_prune(self, *, completed: int, step: int) -> bool:
+        return False
+
+
+class _AgainstCompletedTrials(Pruning):
+    """Compares a trial's best value so far with the completed trials' at the same epoch."""
+
+    reads_own_values_only = True
+
+    n_startup_trials: int = Field(default=5, ge=0, le=MAX_TOTAL_TRIALS)
+    n_warmup_steps: int = Field(default=0, ge=0, le=100_000)
+    interval_steps: int = Field(default=1, ge=1, le=100_000)
+    n_min_trials: int = Field(default=1, ge=1, le=MAX_TOTAL_TRIALS)
+
+    def may_prune(self, *, completed: int, step: int) -> bool:
+        # Optuna's percentile pruner needs n_startup_trials completed trials, and at least one.
+        return step >= self.n_warmup_steps and completed >= max(self.n_startup_trials, 1)
+
+
+class MedianPruning(_AgainstCompletedTrials):
+    """Prunes a trial whose best value so far is worse than the completed trials' median."""
+
+    type: Literal["median"] = "median"
+
+    def build(self, max_epochs: int) -> pruners.BasePruner:
+        return pruners.MedianPruner(
+            n_startup_trials=self.n_startup_trials,
+            n_warmup_steps=self.n_warmup_steps,
+            interval_steps=self.interval_steps,
+            n_min_trials=self.n_min_trials,
+        )
+
+
+class PercentilePruning(_AgainstCompletedTrials):
+    """Prunes a trial outside the top ``percentile`` % of the completed trials."""
+
+    type: Literal["percentile"] = "percentile"
+    percentile: float = Field(
+        default=PERCENTILE_KEPT,
+        gt=0,
+        lt=100,
+        description="A trial whose best value so far is worse than this percentile "
+        "of the completed trials' values at the same epoch is pruned (the top `percentile` % are kept)",
+    )
+
+    def build(self, max_epochs: int) -> pruners.BasePruner:
+        return pruners.PercentilePruner(
+            self.percentile,
+            n_startup_trials=self.n_startup_trials,
+            n_warmup_steps=self.n_warmup_steps,
+            interval_steps=self.interval_steps,
+            n_min_trials=self.n_min_trials,
+        )
+
+
+class _Rungs(Pruning):
+    """Judges trials at rungs: after ``min_resource`` epochs, then every ``reduction_factor`` times more."""
+
+    min_resource: int | Literal["auto"] = Field(
+        default="auto",
+        description="Epochs before a successive_halving/hyperband trial is first judged; "
+        "auto: max_epochs // reduction_factor**2 (at least 1)",
+    )
+    reduction_factor: int = Field(default=3, ge=2, le=100)
+
+    @field_validator("min_resource")
+    @classmethod
+    def _positive_resource(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("min_resource must be >= 1 or 'auto'")
+        return value
+
+    def min_resource_for(self, max_epochs: int) -> int:
+        """Epochs before a successive-halving or Hyperband trial is first judged.
+
+        ``auto`` is ``max_epochs // reduction_factor**2`` (at least 1): three rungs, the first
+        after a ninth of training with the default factor. Optuna's own ``auto`` (1 % of the
+        first finished trial's steps) judges every trial of a short run after one epoch, when
+        learning curves still cross: a slow starter that ends best is cut there. Judging later
+        cuts fewer of them; where curves cross later still (``benchmarks/pruning.py``'s
+        learning-curve task), no rung early enough to save compute keeps the best.
+        """
+        if self.min_resource != "auto":
+            return self.min_resource
+        return max(1, max_epochs // self.reduction_factor**2)
+
+    def _first_rung_rate(self) -> int:
+        return 0
+
+    def check_first_rung(self, max_epochs: int) -> None:
+        """A first rung after the last epoch would never prune: refused, rather than
+        silently doing nothing."""
+        resource = self.min_resource_for(max_epochs)
+        rate = self._first_rung_rate()
+        first = resource * self.reduction_factor**rate
+        if first > max_epochs:
+            given = f"{resource}" if self.min_resource != "auto" else f"auto = {resource}"
+            detail = "" if rate == 0 else f" × reduction_factor^min_early_stopping_rate = {first}"
+            raise SpecError(
+                ("min_resource",),
+                f"the first rung (min_resource {given}{detail}) comes after "
+                f"objective.max_epochs ({max_epochs}): this pruner would never prune",
+            )
+
+
+class SuccessiveHalvingPruning(_Rungs):
+    """Asynchronous successive halving: at each rung, keeps the top 1/``reduction_factor``."""
+
+    type: Literal["successive_halving"] = "successive_halving"
+    min_early_stopping_rate: int = Field(default=0, ge=0, le=100)
+
+    def _first_rung_rate(self) -> int:
+        return self.min_early_stopping_rate
+
+    def build(self, max_epochs: int) -> pruners.BasePruner:
+        return pruners.SuccessiveHalvingPruner(
+            min_resource=self.min_resource_for(max_epochs),
+            reduction_factor=self.reduction_factor,
+            min_early_stopping_rate=self.min_early_stopping_rate,
+        )
+
+
+class HyperbandPruning(_Rungs):
+    """Hyperband: successive halving in several brackets; ``objective.max_epochs`` is its maximum resource."""
+
+    type: Literal["hyperband"] = "hyperband"
+
+    def build(self, max_epochs: int) -> pruners.BasePruner:
+        return pruners.HyperbandPruner(
+            min_resource=self.min_resource_for(max_epochs),
+            max_resource=max_epochs,
+            reduction_factor=self.reduction_factor,
+        )
+
+
+class PatientPruning(Pruning):
+    """Stops a trial whose metric has not improved for ``patience`` epochs, and defers to
+    ``wrapped`` (another pruner, not a patient one) otherwise."""
+
+    type: Literal["patient"] = "patient"
+    patience: int = Field(default=3, ge=0, le=100_000)
+    min_delta: float = Field(default=0.0, ge=0)
+    wrapped: PrunerSpec | None = None
+
+    @model_validator(mode="after")
+    def _not_wrapping_itself(self, info: ValidationInfo) -> PatientPruning:
+        if not is_stored(info) and self.wrapped is not None and self.wrapped.type == "patient":
+            raise SpecError(("wrapped", "type"), "a patient pruner cannot wrap another patient pruner")
+        return self
+
+    def build(self, max_epochs: int) -> pruners.BasePruner:
+        wrapped = None if self.wrapped is None else self.wrapped.build(max_epochs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return pruners.PatientPruner(wrapped, patience=self.patience, min_delta=self.min_delta)
+
+
+# Every pruner, in the order messages list them: the one place a new pruner is added.
+PrunerVariant = (
+    NoPruning
+    | MedianPruning
+    | PercentilePruning
+    | SuccessiveHalvingPruning
+    | HyperbandPruning
+    | PatientPruning
+)
+VARIANTS: dict[str, type[Pruning]] = {
+    variant.model_fields["type"].default: variant for variant in get_args(PrunerVariant)
+}
+DefaultPruner = MedianPruning
+
+
+def options(kind: str) -> set[str]:
+    """The options (fields but ``type``) of the pruner named ``kind``."""
+    return set(VARIANTS[kind].model_fields) - {"type"}
+
+
+def _pruner_input(data: Any, info: ValidationInfo) -> Any:
+    """Fills the default ``type`` and deals with options of other pruners: dropped from a
+    stored spec, dropped when left at their defaults (so an old dump validates again),
+    refused otherwise."""
+    if isinstance(data, Pruning):
+        return data
+    if not isinstance(data, dict):
+        raise not_a_model(data, "PrunerSpec")
+    data = {"type": DefaultPruner.model_fields["type"].default, **data}
+    kind = data["type"]
+    if not isinstance(kind, str) or kind not in VARIANTS:
+        _Kind.model_validate({"type": kind})
+        return data
+    for name in sorted(set(data) - options(kind) - {"type"}):
+        users = [other for other in VARIANTS if name in options(other)]
+        if not users:
+            continue  # not an option of any pruner: refused as an extra field
+        if is_stored(info) or _is_default(VARIANTS[users[0]], name, data[name], info):
+            del data[name]
+            continue
+        raise SpecError((name,), f"{name} is not an option of the {kind} pruner (used by {', '.join(users)})")
+    return data
+
+
+def _is_default(variant: type[SpecModel], name: str, value: Any, info: ValidationInfo) -> bool:
+    try:
+        parsed = variant.model_validate({name: value}, context=info.context)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise SpecError((name,), first["msg"], kind=first["type"]) from None
+    return bool(getattr(parsed, name) == variant.model_fields[name].default)
+
+
+PrunerSpec = Annotated[
+    NoPruning
+    | MedianPruning
+    | PercentilePruning
+    | SuccessiveHalvingPruning
+    | HyperbandPruning
+    | PatientPruning,
+    Field(discriminator="type"),
+    BeforeValidator(_pruner_input),
+]
+
+# The type alone, so an unknown one gets pydantic's message listing the known ones.
+_kinds: Any = Literal.__getitem__(tuple(VARIANTS))
+_Kind = create_model("_Kind", __base__=SpecModel, type=(_kinds, ...))
+
+PatientPruning.model_rebuild()

@@ -1,0 +1,173 @@
+"""Samplers: how a study's trials are drawn, one variant class per sampler.
+
+``random`` and ``sobol`` (quasi-random) draw inside the current round's box with a
+:class:`~service.box_sampler.BoxSampler`, from the seed and the trial's number or
+position alone, so a draw needs no study history. ``tpe`` models the whole space from
+all completed trials (it narrows by itself) and ``grid`` walks the whole space's grid
+(the baseline the lecture warns against); for both, rounds only split the budget.
+
+Each variant holds its options, checks the space it is given and builds its Optuna
+sampler; ``SamplerSpec`` is their union, discriminated by ``type`` (default ``random``).
+Adding a sampler is one class added to the ``SamplerVariant`` union, and its test.
+"""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
+
+from optuna.samplers import BaseSampler, GridSampler, TPESampler
+from optuna.trial import FrozenTrial, TrialState
+from pydantic import BeforeValidator, Field, ValidationError, create_model
+
+from service.box_sampler import BoxSampler
+from service.limits import MAX_GRID_POINTS, MAX_SEED, MAX_TOTAL_TRIALS
+from service.space import FloatParam, ParamSpec
+from service.spec_base import SpecError, SpecModel, not_a_model
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+
+    from service.narrowing import Box
+    from service.spec import StudySpec
+
+
+class Sampling(SpecModel, ABC):
+    """What every sampler variant offers. When ``seed`` is omitted one is drawn and
+    recorded, so a stored spec always replays the same draws.
+
+    Attributes:
+        draws_without_history: a draw depends only on the seed, the box and the trial's
+            number or position, never on other trials (so it needs no study loaded).
+    """
+
+    type: str
+    seed: int = Field(default_factory=lambda: secrets.randbelow(MAX_SEED), ge=0, le=MAX_SEED)
+    draws_without_history: ClassVar[bool] = False
+
+    @abstractmethod
+    def build(self, spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
+        """The sampler for the configuration at position ``index`` of the round sampled in ``box``."""
+
+    def check_space(self, space: Mapping[str, ParamSpec]) -> None:
+        """Raises SpecError if the sampler cannot search ``space``."""
+        return
+
+
+class RandomSampling(Sampling):
+    """Uniform draws inside the round's box, each parameter on its own scale."""
+
+    type: Literal["random"] = "random"
+    draws_without_history = True
+
+    def build(self, spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
+        return BoxSampler(spec, box=box, kind="random", seed=self.seed, index=index)
+
+
+class SobolSampling(Sampling):
+    """A scrambled Sobol sequence inside the round's box: quasi-random, evenly spread."""
+
+    type: Literal["sobol"] = "sobol"
+    draws_without_history = True
+
+    def build(self, spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
+        return BoxSampler(spec, box=box, kind="sobol", seed=self.seed, index=index)
+
+
+class TpeSampling(Sampling):
+    """Optuna's TPE over the whole space, after ``n_startup_trials`` random ones (10 if omitted)."""
+
+    type: Literal["tpe"] = "tpe"
+    n_startup_trials: int | None = Field(default=None, ge=0, le=MAX_TOTAL_TRIALS, description="tpe only")
+
+    def build(self, spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
+        startup = self.n_startup_trials
+        return TPESampler(
+            seed=(self.seed + index) % (MAX_SEED + 1), n_startup_trials=10 if startup is None else startup
+        )
+
+
+class GridSampling(Sampling):
+    """Every point of the whole space's grid; float parameters need a ``step``."""
+
+    type: Literal["grid"] = "grid"
+
+    def check_space(self, space: Mapping[str, ParamSpec]) -> None:
+        points = 1
+        for name, param in space.items():
+            if isinstance(param, FloatParam) and param.step is None:
+                raise SpecError(
+                    ("space", name, "step"), "the grid sampler needs a step on every float parameter"
+                )
+            points *= len(param.grid_values())
+            if points > MAX_GRID_POINTS:
+                raise SpecError(("sampler", "type"), f"the grid has more than {MAX_GRID_POINTS} points")
+
+    def build(self, spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
+        grid = {name: param.grid_values() for name, param in spec.space.items()}
+        # Always the study's seed: grid ids index a seeded shuffle of the grid, so another
+        # seed would make the visited ids of earlier trials point at other grid points.
+        return _StudyGridSampler(grid, seed=self.seed)
+
+
+class _StudyGridSampler(GridSampler):
+    """Optuna's grid sampler, minus stopping the study when the grid is exhausted:
+    ``study.stop()`` only works inside ``optimize``, and hone's round budgets decide."""
+
+    def after_trial(
+        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        return None
+
+
+# Every sampler, in the order messages list them: the one place a new sampler is added.
+SamplerVariant = RandomSampling | SobolSampling | TpeSampling | GridSampling
+VARIANTS: dict[str, type[Sampling]] = {
+    variant.model_fields["type"].default: variant for variant in get_args(SamplerVariant)
+}
+DefaultSampler = RandomSampling
+
+
+def options(kind: str) -> set[str]:
+    """The options (fields but ``type``) of the sampler named ``kind``."""
+    return set(VARIANTS[kind].model_fields) - {"type"}
+
+
+def _sampler_input(data: Any) -> Any:
+    """Fills the default ``type``; an option of another sampler is dropped while null
+    (stored specs hold ``"n_startup_trials": null``) and refused otherwise."""
+    if isinstance(data, Sampling):
+        return data
+    if not isinstance(data, dict):
+        raise not_a_model(data, "SamplerSpec")
+    data = {"type": DefaultSampler.model_fields["type"].default, **data}
+    kind = data["type"]
+    if not isinstance(kind, str) or kind not in VARIANTS:
+        _Kind.model_validate({"type": kind})
+        return data
+    for name in sorted(set(data) - options(kind) - {"type"}):
+        users = [other for other in VARIANTS if name in options(other)]
+        if not users:
+            continue  # not an option of any sampler: refused as an extra field
+        if data[name] is not None:
+            try:
+                VARIANTS[users[0]].model_validate({name: data[name]})
+            except ValidationError as error:
+                first = error.errors()[0]
+                raise SpecError((name,), first["msg"], kind=first["type"]) from None
+            raise SpecError((name,), f"{name} is only used by the {' and '.join(users)} sampler")
+        del data[name]
+    return data
+
+
+SamplerSpec = Annotated[
+    SamplerVariant,
+    Field(discriminator="type"),
+    BeforeValidator(_sampler_input),
+]
+
+# The type alone, so an unknown one gets pydantic's message listing the known ones.
+_kinds: Any = Literal.__getitem__(tuple(VARIANTS))
+_Kind = create_model("_Kind", __base__=SpecModel, type=(_kinds, ...))
