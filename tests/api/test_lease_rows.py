@@ -10,6 +10,7 @@ import pytest
 
 from service.caches import study_spec
 from service.sampling import create_sampler, suggest_params
+from service.spec import StudySpec
 from service.tables import Study
 from tests.api.conftest import Api
 
@@ -135,3 +136,79 @@ def test_finished_trials_are_stored_as_tell_would_store_them(api: Api) -> None:
         assert {k: v for k, v in ours.user_attrs.items() if k != "hone_round"} == theirs.user_attrs
         assert ours.datetime_complete is not None and ours.datetime_start is not None
         assert ours.datetime_complete >= ours.datetime_start  # both Optuna's local time
+
+
+def _comparable(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    return {
+        "state": trial.state,
+        "values": trial.values,
+        "params": trial.params,
+        "distributions": trial.distributions,
+        "user_attrs": trial.user_attrs,
+        "system_attrs": trial.system_attrs,
+        "intermediate_values": trial.intermediate_values,
+        "started": trial.datetime_start is not None,
+        "completed": trial.datetime_complete is not None,
+    }
+
+
+def test_a_failure_and_its_retry_are_stored_as_tell_and_enqueue_would_store_them(api: Api) -> None:
+    study = api.create_study(objective=OBJECTIVE, space=SPACE, rounds=[{"trials": 3}])
+    grant = lease(api, study["id"])
+    body = {"reason": "CUDA out of memory", "retry": True, "cause": "out_of_memory"}
+    assert api.post(f"/leases/{grant['lease']['id']}/fail", "worker", json=body).status_code == 200
+
+    scratch = optuna.create_study()
+    failed = scratch.ask()
+    scratch.tell(failed, state=optuna.trial.TrialState.FAIL)
+    attrs = {"hone_config_number": grant["trial"]["number"], "hone_attempt": 1, "hone_round": 1}
+    scratch.enqueue_trial(grant["trial"]["params"], user_attrs=attrs)
+
+    ours = optuna.load_study(study_name=study["name"], storage=api.app.state.storage).get_trials()
+    theirs = scratch.get_trials()
+    assert [t.number for t in ours] == [t.number for t in theirs] == [0, 1]
+    expected_failed = _comparable(theirs[0]) | {
+        "params": ours[0].params,
+        "distributions": ours[0].distributions,
+    }
+    assert _comparable(ours[0]) | {"user_attrs": {}} == expected_failed | {"user_attrs": {}}
+    assert _comparable(ours[1]) == _comparable(theirs[1])
+
+    # The retry is popped as study.ask() pops it: the same parameters, now RUNNING.
+    retry = lease(api, study["id"])
+    assert (retry["trial"]["number"], retry["trial"]["params"]) == (1, grant["trial"]["params"])
+    popped = scratch.ask()
+    expected = suggest_params(
+        popped, StudySpec.model_validate({"name": "s", "objective": OBJECTIVE, "space": SPACE, "trials": 1})
+    )
+    assert retry["trial"]["params"] == expected
+    stored = optuna.load_study(study_name=study["name"], storage=api.app.state.storage).trials[1]
+    assert stored.state == optuna.trial.TrialState.RUNNING and stored.datetime_start is not None
+    asked = scratch.trials[1]
+    assert stored.distributions == asked.distributions
+    assert stored.user_attrs == asked.user_attrs and stored.system_attrs == asked.system_attrs
+
+
+def test_an_enqueued_configuration_is_stored_as_enqueue_trial_would_store_it(api: Api) -> None:
+    study = api.create_study(objective=OBJECTIVE, space=SPACE, rounds=[{"trials": 3}])
+    params = {"lr": 0.01, "optimizer": "adam"}
+    response = api.post(f"/studies/{study['id']}/trials", "admin", json={"params": params})
+    assert response.status_code == 201, response.text
+
+    scratch = optuna.create_study()
+    scratch.enqueue_trial(params, user_attrs={"hone_round": 1})
+    [ours] = optuna.load_study(study_name=study["name"], storage=api.app.state.storage).get_trials()
+    [theirs] = scratch.get_trials()
+    assert _comparable(ours) == _comparable(theirs)
+
+
+def test_a_study_is_stored_as_create_study_would_store_it(api: Api) -> None:
+    study = api.create_study(objective=OBJECTIVE, space=SPACE)
+    loaded = optuna.load_study(study_name=study["name"], storage=api.app.state.storage)
+    assert loaded._study_id == study["id"]
+    assert loaded.directions == [optuna.study.StudyDirection.MINIMIZE]
+    assert loaded.metric_names == ["value"]
+    assert loaded.user_attrs["hone_spec"]["name"] == study["name"]
+    assert loaded.user_attrs["hone_current_round"] == 1
+    assert loaded.user_attrs["hone_round_1"]["budget"] == study["spec"]["rounds"][0]["trials"]
+    assert [s.study_name for s in optuna.get_all_study_summaries(api.app.state.storage)] == [study["name"]]
