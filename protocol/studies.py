@@ -1,0 +1,152 @@
+"""Studies, rounds and trials as the REST API (``/api/v1/studies…``) shows them.
+
+The body of ``POST /studies`` is the service's study spec itself; every other model a
+client reads or sends about studies is declared here, so the OpenAPI schema at ``/docs``
+and :mod:`hone.client` agree by construction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.objective import Direction
+
+TrialState = Literal["running", "complete", "pruned", "failed"]
+StudyStatus = Literal["running", "paused", "stopped", "completed"]
+
+
+class TrialCounts(BaseModel):
+    """Trials by state (a retried configuration is one row per attempt)."""
+
+    running: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    total: int = 0
+    configurations: int | None = Field(
+        default=None,
+        description="First attempts, what round budgets count (in /rounds; null in study totals)",
+    )
+
+
+class TrialOut(BaseModel):
+    """One trial as listed in pages: its configuration, outcome and lease."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int = Field(description="Optuna's trial number (the same in optuna-dashboard)")
+    round: int
+    config_number: int = Field(description="Number of the configuration's first attempt")
+    attempt: int = Field(description="0 for a first attempt, k for its k-th retry")
+    state: TrialState
+    params: dict[str, Any]
+    value: float | None
+    last_step: int | None
+    reason: str | None = Field(description="Why the trial was pruned or failed")
+    worker_id: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_s: float | None
+    updated_at: datetime
+
+
+class TrialDetail(TrialOut):
+    """A trial with its per-step values (read from Optuna for this one trial)."""
+
+    trial_id: int = Field(description="Optuna's global trial_id")
+    lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    intermediate_values: dict[int, float]
+
+
+class TrialPage(BaseModel):
+    """One page of trials; pass ``next_cursor`` as ``cursor`` for the next (null at the end)."""
+
+    items: list[TrialOut]
+    next_cursor: str | None
+
+
+class EnqueueRequest(BaseModel):
+    """A configuration to try next. Parameters left out are drawn by the sampler."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, Any] = Field(min_length=1)
+
+
+class EnqueuedTrial(BaseModel):
+    """A configuration waiting in Optuna's queue; a worker's next lease takes it first."""
+
+    number: int
+    round: int
+    params: dict[str, Any]
+    state: Literal["waiting"] = "waiting"
+
+
+class StudySummary(BaseModel):
+    """A study at a glance: lifecycle, counts by state, best trial, current round."""
+
+    id: int = Field(description="Equals the Optuna study_id (the id in optuna-dashboard)")
+    name: str
+    status: StudyStatus
+    direction: Direction
+    metric: str
+    current_round: int
+    rounds: int = Field(description="Rounds the spec plans")
+    budget: int = Field(description="Configurations over all rounds")
+    max_concurrent: int | None
+    counts: TrialCounts
+    best: TrialOut | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class StudyDetail(StudySummary):
+    """A study's summary plus its spec (with defaults filled in, e.g. the sampler seed)."""
+
+    spec: dict[str, Any]
+
+
+class RoundOut(BaseModel):
+    """A round of the coarse-to-fine search: its box, budget, counts and best."""
+
+    number: int
+    status: Literal["open", "closed"]
+    budget: int = Field(description="Configurations in this round")
+    box: dict[str, Any]
+    opened_at: datetime
+    closed_at: datetime | None
+    best_value: float | None
+    best_trial_number: int | None
+    counts: TrialCounts
+
+
+class RoundPreview(BaseModel):
+    """The round that would open next, and the box it would sample in."""
+
+    number: int
+    budget: int | None = Field(description="The spec's budget for it; null past the spec's last round")
+    box: dict[str, Any]
+
+
+class OpenRoundRequest(BaseModel):
+    """Open the next round now, optionally with an explicit box (else the narrowing rule's)
+    and budget (else the spec's; required past the spec's last round)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    box: dict[str, Any] | None = None
+    trials: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class ImportanceOut(BaseModel):
+    """Parameter importances (fANOVA) over completed trials."""
+
+    importances: dict[str, float]
+    completed_trials: int
+    trials_used: int
+    sampled: bool = Field(description="True when only a sample of the completed trials was used")
+    note: str | None = None
