@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictInt, field_validator
+from pydantic import BaseModel, Field, StrictInt, WithJsonSchema, field_validator
 
 from protocol.objective import Objective
 from protocol.studies import TrialState
@@ -69,7 +69,11 @@ class LeaseGrant(BaseModel):
     lease: LeaseOut
     study: LeasedStudy
     trial: LeasedTrial
-    objective: Objective = Field(description="The study spec's objective (trainer, metric, ...)")
+    # Inlined rather than a $ref: the study spec's own "Objective" (the body of POST
+    # /studies) is a component of that name, and two would rename both.
+    objective: Annotated[Objective, WithJsonSchema(Objective.model_json_schema())] = Field(
+        description="The study spec's objective (trainer, metric, ...)"
+    )
 
 
 class HeldStep(BaseModel):

@@ -617,6 +617,7 @@ def finish(
     metrics: dict[str, float] | None = None,
     reason: str | None = None,
     retry: bool = False,
+    cause: str = "error",
     steps: Mapping[int, float] | None = None,
     now: datetime,
 ) -> Finished:
@@ -626,6 +627,8 @@ def finish(
     Idempotent: the same result sent again for a finished lease answers as before. Any
     other call on a finished, expired or superseded lease raises :class:`Conflict`.
     """
+    if cause == "shutdown":
+        reason = SHUTDOWN_REASON
     opened: list[Round] = []
     if steps and outcome == "fail" and not db.is_sqlite:
         # Optuna fails the trial on a connection of its own, which would wait for the locks

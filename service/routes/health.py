@@ -9,9 +9,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from protocol import HealthOut, ReadyOut
 from service.deps import DbDep, ReadAuth, storage_for
+from service.responses import ErrorOut
 from service.schema import head_revision, revision_on
-from service.schemas import ErrorOut, HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 

@@ -29,7 +29,9 @@ def test_max_epochs_defaults_to_the_one_constant() -> None:
 
 
 def test_a_granted_objective_reads_back_as_the_service_dumped_it() -> None:
-    sent = spec.Objective(dataset="digits", max_epochs=7, fixed={"batch_size": 64})
+    sent = spec.Objective(
+        dataset="digits", metric="val_loss", direction="minimize", max_epochs=7, fixed={"batch_size": 64}
+    )
     assert Objective.model_validate(sent.model_dump(mode="json")).model_dump() == sent.model_dump()
 
 
