@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.api import Objective
+from protocol import Objective
 
 # step, value, metrics -> True when the trial must stop now
 ReportFn = Callable[[int, float, dict[str, float]], bool]
@@ -54,12 +54,7 @@ def _run_mlp(objective: Objective, params: dict[str, Any], *, device: str, repor
     from trainer.config import TrainConfig
     from trainer.run import train
 
-    values: dict[str, Any] = {**objective.fixed, **params, "device": device}
-    if objective.dataset is not None:
-        values["dataset"] = objective.dataset
-    if objective.max_epochs is not None:
-        values["max_epochs"] = objective.max_epochs
-    config = TrainConfig(**values)
+    config = TrainConfig(**objective.config_values(params), device=device)
     metric = objective.metric
     stopped = False
 
