@@ -23,9 +23,9 @@ import optuna
 from fastapi.testclient import TestClient
 
 from hone.settings import Settings
+from protocol import Objective
 from service import migrate
 from service.app import create_app
-from worker.api import Objective
 from worker.objectives import run_objective
 
 API = "/api/v1"
@@ -118,7 +118,7 @@ class LocalService:
 
     def _run_trial(self, grant: dict[str, Any], run: StudyRun) -> None:
         lease = grant["lease"]["id"]
-        objective = Objective.from_json(grant["objective"])
+        objective = Objective.model_validate(grant["objective"])
         steps = 0
 
         def report(step: int, value: float, metrics: dict[str, float]) -> bool:

@@ -6,7 +6,10 @@ The ``hone study …`` commands use it, and so can notebooks and scripts::
 
     with Client.from_settings() as client:  # HONE_API_URL / HONE_TOKEN
         study = client.create_study(json.load(open("examples/digits.json")))
-        print(client.get_study(study["id"])["status"])
+        print(client.get_study(study.id).status)
+
+Answers are the wire contract's models (:mod:`protocol`): ``StudyDetail``, ``TrialPage``,
+``RoundOut``…, the same classes the API declares its routes with.
 
 Every failure is one exception type, :class:`ApiError`, whose ``str()`` is a message a
 person can act on. Connection errors are retried a few times, briefly: the API may be
@@ -18,16 +21,31 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from types import TracebackType
-from typing import IO, Any, Literal, Self
+from typing import IO, Any, Literal, Self, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from hone.settings import Settings, get_settings
+from protocol import (
+    EnqueuedTrial,
+    ImportanceOut,
+    RoundOut,
+    RoundPreview,
+    StudyDetail,
+    StudySummary,
+    TrialDetail,
+    TrialOut,
+    TrialPage,
+)
 
 API_PREFIX = "/api/v1"
 TrialOrder = Literal["value", "number"]
 ExportFormat = Literal["csv", "json"]
+Model = TypeVar("Model", bound=BaseModel)
+_SUMMARIES = TypeAdapter(list[StudySummary])
+_ROUNDS = TypeAdapter(list[RoundOut])
 
 # Only errors where the request cannot have reached the server are retried, so a retried
 # POST never creates a study twice.
@@ -154,37 +172,36 @@ class Client:
         response = self._request(method, path, **kwargs)
         return response.json() if response.content else None
 
+    def _model(self, answer: type[Model], method: str, path: str, **kwargs: Any) -> Model:
+        return answer.model_validate_json(self._request(method, path, **kwargs).content)
+
     # -- studies -----------------------------------------------------------------------
 
-    def create_study(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def create_study(self, spec: dict[str, Any]) -> StudyDetail:
         """Create a study from its spec (the JSON of ``examples/digits.json``)."""
-        result: dict[str, Any] = self._json("POST", "/studies", json=spec)
-        return result
+        return self._model(StudyDetail, "POST", "/studies", json=spec)
 
-    def list_studies(self) -> list[dict[str, Any]]:
-        body = self._json("GET", "/studies")
-        return _items(body)
+    def list_studies(self) -> list[StudySummary]:
+        return _SUMMARIES.validate_python(_items(self._json("GET", "/studies")))
 
-    def get_study(self, study_id: int) -> dict[str, Any]:
+    def get_study(self, study_id: int) -> StudyDetail:
         """The study's summary: status, direction, counts by state, best trial, current round."""
-        result: dict[str, Any] = self._json("GET", f"/studies/{study_id}")
-        return result
+        return self._model(StudyDetail, "GET", f"/studies/{study_id}")
 
     def delete_study(self, study_id: int) -> None:
         self._request("DELETE", f"/studies/{study_id}")
 
-    def pause(self, study_id: int) -> dict[str, Any]:
+    def pause(self, study_id: int) -> StudyDetail:
         return self._action(study_id, "pause")
 
-    def resume(self, study_id: int) -> dict[str, Any]:
+    def resume(self, study_id: int) -> StudyDetail:
         return self._action(study_id, "resume")
 
-    def stop(self, study_id: int) -> dict[str, Any]:
+    def stop(self, study_id: int) -> StudyDetail:
         return self._action(study_id, "stop")
 
-    def _action(self, study_id: int, action: str) -> dict[str, Any]:
-        result = self._json("POST", f"/studies/{study_id}/{action}")
-        return result if isinstance(result, dict) else {}
+    def _action(self, study_id: int, action: str) -> StudyDetail:
+        return self._model(StudyDetail, "POST", f"/studies/{study_id}/{action}")
 
     # -- trials ------------------------------------------------------------------------
 
@@ -197,8 +214,8 @@ class Client:
         order_by: TrialOrder | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
-        """One page of trials: ``{"items": [...], "next_cursor": str | None}``."""
+    ) -> TrialPage:
+        """One page of trials; ``next_cursor`` is None on the last."""
         params = {
             "state": state,
             "round": round,
@@ -206,12 +223,12 @@ class Client:
             "limit": limit,
             "cursor": cursor,
         }
-        page: dict[str, Any] = self._json(
+        return self._model(
+            TrialPage,
             "GET",
             f"/studies/{study_id}/trials",
             params={key: value for key, value in params.items() if value is not None},
         )
-        return page
 
     def iter_trials(
         self,
@@ -221,44 +238,40 @@ class Client:
         round: int | None = None,
         order_by: TrialOrder | None = None,
         page_size: int = 500,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[TrialOut]:
         """Every trial matching the filters, fetched page by page."""
         cursor: str | None = None
         while True:
             page = self.trials(
                 study_id, state=state, round=round, order_by=order_by, limit=page_size, cursor=cursor
             )
-            yield from _items(page)
-            cursor = page.get("next_cursor")
+            yield from page.items
+            cursor = page.next_cursor
             if not cursor:
                 return
 
-    def trial(self, study_id: int, number: int) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/studies/{study_id}/trials/{number}")
-        return result
+    def trial(self, study_id: int, number: int) -> TrialDetail:
+        return self._model(TrialDetail, "GET", f"/studies/{study_id}/trials/{number}")
 
-    def enqueue(self, study_id: int, params: dict[str, Any]) -> dict[str, Any]:
+    def enqueue(self, study_id: int, params: dict[str, Any]) -> EnqueuedTrial:
         """Queue a configuration to be tried next (e.g. a known good one)."""
-        result: dict[str, Any] = self._json("POST", f"/studies/{study_id}/trials", json={"params": params})
-        return result
+        return self._model(EnqueuedTrial, "POST", f"/studies/{study_id}/trials", json={"params": params})
 
-    def best(self, study_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/studies/{study_id}/best")
-        return result
+    def best(self, study_id: int) -> TrialOut:
+        return self._model(TrialOut, "GET", f"/studies/{study_id}/best")
 
     # -- rounds ------------------------------------------------------------------------
 
-    def rounds(self, study_id: int) -> list[dict[str, Any]]:
-        return _items(self._json("GET", f"/studies/{study_id}/rounds"))
+    def rounds(self, study_id: int) -> list[RoundOut]:
+        return _ROUNDS.validate_python(_items(self._json("GET", f"/studies/{study_id}/rounds")))
 
-    def next_round(self, study_id: int) -> dict[str, Any]:
+    def next_round(self, study_id: int) -> RoundPreview:
         """The box the next round would sample in (a preview; nothing is opened)."""
-        result: dict[str, Any] = self._json("GET", f"/studies/{study_id}/rounds/next")
-        return result
+        return self._model(RoundPreview, "GET", f"/studies/{study_id}/rounds/next")
 
     def open_round(
         self, study_id: int, *, box: dict[str, Any] | None = None, trials: int | None = None
-    ) -> dict[str, Any]:
+    ) -> RoundOut:
         """Open the next round now, in ``box`` (default: the narrowed one) with ``trials``
         configurations (default: the spec's; required past the spec's last round)."""
         body: dict[str, Any] = {}
@@ -266,12 +279,10 @@ class Client:
             body["box"] = box
         if trials is not None:
             body["trials"] = trials
-        result: dict[str, Any] = self._json("POST", f"/studies/{study_id}/rounds", json=body)
-        return result
+        return self._model(RoundOut, "POST", f"/studies/{study_id}/rounds", json=body)
 
-    def importance(self, study_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/studies/{study_id}/importance")
-        return result
+    def importance(self, study_id: int) -> ImportanceOut:
+        return self._model(ImportanceOut, "GET", f"/studies/{study_id}/importance")
 
     # -- export ------------------------------------------------------------------------
 
@@ -303,7 +314,7 @@ class Client:
             return False
 
 
-def _items(body: Any) -> list[dict[str, Any]]:
+def _items(body: Any) -> list[Any]:
     """A list body as is, or the ``items`` of a page."""
     if isinstance(body, dict):
         body = body.get("items", [])

@@ -8,9 +8,9 @@ import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
+from protocol import TrialOut
 from service.db import Database
 from service.results import trial_batches
-from service.schemas import TrialOut
 
 ExportFormat = Literal["csv", "json"]
 _COLUMNS = (

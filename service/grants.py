@@ -24,6 +24,7 @@ import optuna
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from protocol import Objective
 from service import optuna_tables, rounds, worker_registry
 from service.backend import Backend
 from service.box_sampler import BoxSampler
@@ -45,7 +46,7 @@ class Grant:
     number: int
     params: dict[str, Any]
     round: int
-    objective: dict[str, Any]
+    objective: Objective
 
 
 @dataclass(frozen=True)
@@ -289,5 +290,5 @@ def _hand_out(
         number=opened.number,
         params=opened.params,
         round=opened.round,
-        objective=candidate.spec.objective.model_dump(mode="json"),
+        objective=candidate.spec.objective,
     )

@@ -16,9 +16,9 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from protocol import ImportanceOut
 from service.caches import study_spec
 from service.errors import Conflict
-from service.schemas import ImportanceOut
 from service.tables import Study, Trial
 
 SAMPLE = 1000

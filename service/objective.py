@@ -12,8 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError, model_validator
 
+from protocol import Direction as Direction
+from protocol import Objective as WireObjective
 from service.spec_base import SpecError, SpecModel
 from trainer.interface import Trainer
 from trainer.registry import TRAINERS
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
 else:
     TrainerName = Literal[(*TRAINERS, "python")]
 
-Direction = Literal["minimize", "maximize"]
 
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Objective fields a built-in study sets on ``objective``, never in ``fixed`` or ``space``.
@@ -32,8 +33,10 @@ _MAXIMIZED = ("accuracy", "acc", "auc", "f1", "r2", "precision", "recall", "scor
 _MINIMIZED = ("loss", "error", "mse", "mae", "rmse", "perplexity")
 
 
-class Objective(SpecModel):
-    """What a trial trains and which reported metric the study optimises.
+class Objective(SpecModel, WireObjective):
+    """What a trial trains and which reported metric the study optimises: the wire's
+    :class:`protocol.Objective` (its fields and defaults, once) with the checks that need
+    the trainer.
 
     ``trainer="mlp"`` runs hone's built-in trainer: ``space`` and ``fixed`` keys must be
     its knobs (``trainer.config.KNOBS``); other built-in trainers are those of
@@ -43,16 +46,9 @@ class Objective(SpecModel):
     classification datasets, ``val_loss``/minimize otherwise.
     """
 
-    trainer: TrainerName = "mlp"
-    entrypoint: str | None = Field(default=None, description="package.module:function (python trainer)")
-    dataset: str | None = Field(default=None, min_length=1, max_length=4096)
-    metric: str = Field(min_length=1, max_length=128)
-    direction: Direction
-    max_epochs: int = Field(default=30, ge=1, le=100_000, description="Epochs (pruning steps) per trial")
-    fixed: dict[str, Any] = Field(default_factory=dict, description="Knob values shared by every trial")
-    timeout_s: float | None = Field(
-        default=None, gt=0, le=30 * 24 * 3600, description="Per-trial wall-clock limit"
-    )
+    model_config = SpecModel.model_config
+
+    trainer: TrainerName = "mlp"  # type: ignore[assignment]  # the registry's names, checked at run time
 
     @model_validator(mode="before")
     @classmethod
@@ -117,7 +113,7 @@ class Objective(SpecModel):
         """The built-in trainer's config for ``params`` on top of ``fixed``; raises SpecError."""
         trainer = self.built_in
         assert trainer is not None
-        values = {**self.fixed, "dataset": self.dataset, "max_epochs": self.max_epochs, **(params or {})}
+        values = self.config_values(dict(params or {}))
         try:
             config: BaseModel = trainer.config(values)
         except ValidationError as exc:

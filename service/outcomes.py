@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hone.settings import Settings
+from protocol import FailureCause
 from service import leases, optuna_tables, rounds, worker_registry
 from service.backend import Backend
 from service.tables import Trial
@@ -33,7 +34,7 @@ logger = logging.getLogger("hone.leases")
 
 Outcome = Literal["complete", "fail", "prune"]
 # Why a trial failed: a worker's word (the wire's failure causes), or the reaper's.
-Cause = Literal["shutdown", "cancelled", "timeout", "out_of_memory", "error", "lease_expired"]
+Cause = FailureCause | Literal["lease_expired"]
 _NOT_COUNTED: tuple[Cause, ...] = ("shutdown",)
 # What workers before the wire's ``cause`` field sent as the reason of a give-back.
 SHUTDOWN_REASON = "worker shutting down"

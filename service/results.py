@@ -19,8 +19,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from protocol import TrialCounts, TrialOut
 from service.errors import InvalidInput
-from service.schemas import TrialCounts, TrialOut
 from service.tables import Trial, TrialCount
 
 OrderBy = Literal["value", "number"]

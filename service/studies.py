@@ -16,12 +16,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from protocol import EnqueuedTrial, StudyDetail, StudySummary, TrialCounts
 from service import optuna_tables, rounds
 from service.caches import study_spec
 from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
 from service.results import best_trial, counts_by_study, trial_counts, trial_out
-from service.schemas import EnqueuedTrial, StudyDetail, StudySummary, TrialCounts
 from service.spec import StudySpec
 from service.tables import Round, Study, Trial, TrialCount
 

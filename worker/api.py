@@ -10,11 +10,11 @@ raises :class:`LeaseGone` and the worker moves on.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -23,7 +23,21 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from protocol import (
+    CompleteIn,
+    FailIn,
+    FailureCause,
+    FinishedOut,
+    HeartbeatOut,
+    HeldStep,
+    LeaseGrant,
+    LeaseRequest,
+    ReportIn,
+    ReportOut,
+)
+
 API_PREFIX = "/api/v1"
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 class LeaseGone(Exception):
@@ -49,73 +63,10 @@ class ApiRejected(Exception):
 
 
 @dataclass(frozen=True)
-class Objective:
-    """What to run for a trial, as the service describes it in a grant."""
-
-    trainer: str  # "mlp" | "python"
-    metric: str
-    direction: str
-    fixed: dict[str, Any] = field(default_factory=dict)
-    entrypoint: str | None = None
-    dataset: str | None = None
-    max_epochs: int | None = None
-    timeout_s: float | None = None
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Objective:
-        return cls(
-            trainer=str(data.get("trainer", "mlp")),
-            metric=str(data.get("metric", "val_loss")),
-            direction=str(data.get("direction", "minimize")),
-            fixed=dict(data.get("fixed") or {}),
-            entrypoint=data.get("entrypoint"),
-            dataset=data.get("dataset"),
-            max_epochs=data.get("max_epochs"),
-            timeout_s=data.get("timeout_s"),
-        )
-
-
-@dataclass(frozen=True)
-class Grant:
-    """One leased trial: run ``params`` for ``study`` and report under ``lease_id``."""
-
-    lease_id: str
-    expires_at: str
-    heartbeat_interval: float
-    study_id: int
-    study_name: str
-    number: int
-    params: dict[str, Any]
-    round: int
-    objective: Objective
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Grant:
-        lease, study, trial = data["lease"], data["study"], data["trial"]
-        return cls(
-            lease_id=str(lease["id"]),
-            expires_at=str(lease["expires_at"]),
-            heartbeat_interval=float(lease["heartbeat_interval"]),
-            study_id=int(study["id"]),
-            study_name=str(study["name"]),
-            number=int(trial["number"]),
-            params=dict(trial["params"]),
-            round=int(trial["round"]),
-            objective=Objective.from_json(dict(data.get("objective") or {})),
-        )
-
-
-@dataclass(frozen=True)
 class NoWork:
     """The service has nothing to grant now; ask again after ``retry_after`` seconds."""
 
     retry_after: float
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    expires_at: datetime | None
-    cancel: bool
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -173,13 +124,15 @@ class LeaseClient:
             raise ApiUnavailable(f"POST {path}: {error}") from error
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _lease_call(self, lease_id: str, action: str, body: dict[str, Any] | None, deadline: float) -> Any:
-        response = self._post(f"/leases/{lease_id}/{action}", body, deadline=deadline)
+    def _lease_call(
+        self, lease_id: str, action: str, body: BaseModel | None, answer: type[Answer], deadline: float
+    ) -> Answer:
+        response = self._post(f"/leases/{lease_id}/{action}", _json(body), deadline=deadline)
         if response.status_code in (404, 409):
             raise LeaseGone(lease_id, response.status_code, _detail(response))
         if response.status_code >= 400:
             raise ApiRejected(response.status_code, _detail(response))
-        return response.json() if response.content else {}
+        return answer.model_validate_json(response.content)
 
     def lease(
         self,
@@ -189,16 +142,16 @@ class LeaseClient:
         studies: list[int] | None = None,
         host: str | None = None,
         deadline: float = 30.0,
-    ) -> Grant | NoWork:
-        body: dict[str, Any] = {"worker": worker, "devices": devices, "host": host}
-        if studies:
-            body["studies"] = studies
-        response = self._post("/leases", body, deadline=deadline)
+    ) -> LeaseGrant | NoWork:
+        body = LeaseRequest.model_construct(
+            worker=worker, devices=devices, host=host, studies=studies or None
+        )
+        response = self._post("/leases", _json(body), deadline=deadline)
         if response.status_code == 204:
             return NoWork(retry_after=_retry_after(response))
         if response.status_code >= 400:
             raise ApiRejected(response.status_code, _detail(response))
-        return Grant.from_json(response.json())
+        return LeaseGrant.model_validate_json(response.content)
 
     def report(
         self,
@@ -207,21 +160,15 @@ class LeaseClient:
         step: int,
         value: float,
         metrics: dict[str, float],
-        earlier: list[dict[str, Any]] | None = None,
+        earlier: list[HeldStep] | None = None,
         deadline: float = 30.0,
     ) -> bool:
         """Send a step (and ``earlier`` ones held back); True when the pruner says stop."""
-        body: dict[str, Any] = {"step": step, "value": value, "metrics": metrics}
-        _add_steps(body, earlier)
-        return bool(self._lease_call(lease_id, "report", body, deadline).get("prune", False))
+        body = ReportIn.model_construct(step=step, value=value, metrics=metrics, steps=earlier or [])
+        return self._lease_call(lease_id, "report", body, ReportOut, deadline).prune
 
-    def heartbeat(self, lease_id: str, *, deadline: float = 10.0) -> Heartbeat:
-        data = self._lease_call(lease_id, "heartbeat", None, deadline)
-        expires = data.get("expires_at")
-        return Heartbeat(
-            expires_at=datetime.fromisoformat(expires) if expires else None,
-            cancel=bool(data.get("cancel", False)),
-        )
+    def heartbeat(self, lease_id: str, *, deadline: float = 10.0) -> HeartbeatOut:
+        return self._lease_call(lease_id, "heartbeat", None, HeartbeatOut, deadline)
 
     def complete(
         self,
@@ -229,12 +176,11 @@ class LeaseClient:
         *,
         value: float,
         metrics: dict[str, float],
-        steps: list[dict[str, Any]] | None = None,
+        steps: list[HeldStep] | None = None,
         deadline: float = 3600.0,
-    ) -> None:
-        body: dict[str, Any] = {"value": value, "metrics": metrics}
-        _add_steps(body, steps)
-        self._lease_call(lease_id, "complete", body, deadline)
+    ) -> FinishedOut:
+        body = CompleteIn.model_construct(value=value, metrics=metrics, steps=steps or [])
+        return self._lease_call(lease_id, "complete", body, FinishedOut, deadline)
 
     def fail(
         self,
@@ -242,21 +188,29 @@ class LeaseClient:
         *,
         reason: str,
         retry: bool,
-        steps: list[dict[str, Any]] | None = None,
+        cause: FailureCause = "error",
+        steps: list[HeldStep] | None = None,
         deadline: float = 3600.0,
-    ) -> None:
-        body: dict[str, Any] = {"reason": reason, "retry": retry}
-        _add_steps(body, steps)
-        self._lease_call(lease_id, "fail", body, deadline)
+    ) -> FinishedOut:
+        body = FailIn.model_construct(reason=reason, cause=cause, retry=retry, steps=steps or [])
+        return self._lease_call(lease_id, "fail", body, FinishedOut, deadline)
 
-    def prune(self, lease_id: str, *, deadline: float = 3600.0) -> None:
-        self._lease_call(lease_id, "prune", None, deadline)
+    def prune(self, lease_id: str, *, deadline: float = 3600.0) -> FinishedOut:
+        return self._lease_call(lease_id, "prune", None, FinishedOut, deadline)
 
 
-def _add_steps(body: dict[str, Any], steps: list[dict[str, Any]] | None) -> None:
-    """Held-back steps ride along only when there are some (older APIs ignore the field)."""
-    if steps:
-        body["steps"] = steps
+def _json(body: BaseModel | None) -> dict[str, Any] | None:
+    """A request body as it travels. Bodies are built with ``model_construct``, unchecked:
+    the service is the judge (a step it refuses must not stop the worker from sending the
+    result). ``steps`` and ``studies`` go only when there are some."""
+    if body is None:
+        return None
+    data = body.model_dump(mode="json")
+    if not data.get("steps", True):
+        del data["steps"]
+    if data.get("studies", ()) is None:
+        del data["studies"]
+    return data
 
 
 def _detail(response: httpx.Response) -> str:

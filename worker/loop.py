@@ -13,8 +13,8 @@ could still be delivered.
 
 Stopping (:meth:`SlotLoop.request_stop`, wired to SIGTERM/SIGINT): the loop leases no
 more work; the running trial is told to stop at its next report and is given back to
-the service for re-queue (``fail`` with ``retry: true``), unless it is on its last step,
-in which case it finishes and completes. If the trial does not return within
+the service for re-queue (``fail`` with ``cause: "shutdown"`` and ``retry: true``),
+unless it is on its last step, in which case it finishes and completes. If the trial does not return within
 ``stop_timeout`` seconds, the heartbeat thread gives it back and exits the process.
 """
 
@@ -27,9 +27,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from worker.api import ApiRejected, ApiUnavailable, Grant, LeaseClient, LeaseGone, NoWork
+from protocol import FailureCause, HeldStep, LeaseGrant
+from worker.api import ApiRejected, ApiUnavailable, LeaseClient, LeaseGone, NoWork
 from worker.logs import get_logger
 from worker.objectives import (
     BadObjective,
@@ -46,8 +47,9 @@ from worker.reports import ReportPacer, Step
 EXIT_DONE = 0
 EXIT_FATAL = 2  # bad token or role: restarting cannot help
 EXIT_TIMEOUT = 3  # a trial overran objective.timeout_s and was abandoned
+# The reason text of a trial given back at shutdown; the service goes by cause="shutdown".
 SHUTDOWN_REASON = "worker shutting down"
-DEFAULT_MAX_EPOCHS = 30  # TrainConfig's default, for "is this the last epoch?"
+CANCELLED_REASON = "cancelled: study stopped"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class SlotOptions:
 
 @dataclass
 class _TrialRun:
-    grant: Grant
+    grant: LeaseGrant
     started: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     pruned: bool = False
@@ -166,7 +168,7 @@ class SlotLoop:
 
     # -- one trial -------------------------------------------------------------------------
 
-    def run_trial(self, grant: Grant) -> None:
+    def run_trial(self, grant: LeaseGrant) -> None:
         run = _TrialRun(grant)
         self.log.info(
             "trial start",
@@ -174,11 +176,11 @@ class SlotLoop:
                 "fields": {
                     "event": "trial_start",
                     "worker": self.options.worker_id,
-                    "study": grant.study_name,
-                    "trial": grant.number,
-                    "round": grant.round,
-                    "lease": grant.lease_id,
-                    "params": grant.params,
+                    "study": grant.study.name,
+                    "trial": grant.trial.number,
+                    "round": grant.trial.round,
+                    "lease": grant.lease.id,
+                    "params": grant.trial.params,
                 }
             },
         )
@@ -190,7 +192,7 @@ class SlotLoop:
         try:
             outcome = run_objective(
                 grant.objective,
-                grant.params,
+                grant.trial.params,
                 device=self.options.device,
                 report=lambda step, value, metrics: self._report(run, step, value, metrics),
             )
@@ -203,11 +205,10 @@ class SlotLoop:
             heartbeat.join(timeout=5.0)
         self._finish(run, outcome, error)
 
-    def _last_step(self, grant: Grant, step: int) -> bool:
+    def _last_step(self, grant: LeaseGrant, step: int) -> bool:
         if grant.objective.trainer != "mlp":
             return False
-        epochs = grant.objective.max_epochs or grant.objective.fixed.get("max_epochs") or DEFAULT_MAX_EPOCHS
-        return step >= int(epochs)  # the trainer numbers epochs from 1
+        return step >= grant.objective.max_epochs  # the trainer numbers epochs from 1
 
     def _report(self, run: _TrialRun, step: int, value: float, metrics: dict[str, float]) -> bool:
         if run.lease_lost or run.cancelled or run.pruned:
@@ -229,16 +230,16 @@ class SlotLoop:
             started = time.monotonic()
             try:
                 prune = self.client.report(
-                    run.grant.lease_id,
+                    run.grant.lease.id,
                     step=last.step,
                     value=last.value,
                     metrics=last.metrics,
-                    earlier=[s.as_json() for s in batch[:-1]],
+                    earlier=[s.held() for s in batch[:-1]],
                     deadline=deadline,
                 )
             except LeaseGone as error:
                 self.log.warning(
-                    "lease lost", extra={"fields": {"lease": run.grant.lease_id, "error": str(error)}}
+                    "lease lost", extra={"fields": {"lease": run.grant.lease.id, "error": str(error)}}
                 )
                 run.lease_lost = True
                 return True
@@ -259,7 +260,7 @@ class SlotLoop:
 
     def _heartbeat(self, run: _TrialRun) -> None:
         grant = run.grant
-        interval = max(grant.heartbeat_interval, 0.05)
+        interval = max(grant.lease.heartbeat_interval, 0.05)
         timeout = grant.objective.timeout_s
         last = time.monotonic()
         while not run.done.wait(min(interval, 0.1)):
@@ -268,19 +269,21 @@ class SlotLoop:
                 # The objective has gone quiet with steps held back: the pruner should see them.
                 self._send_steps(run, deadline=2.0)
             if timeout is not None and now - run.started > timeout:
-                self._abandon(run, f"timeout: ran longer than {timeout:g} s", retry=False, code=EXIT_TIMEOUT)
+                self._abandon(
+                    run, f"timeout: ran longer than {timeout:g} s", "timeout", retry=False, code=EXIT_TIMEOUT
+                )
                 return
             if self._stop_at is not None and now - self._stop_at > self.options.stop_timeout:
-                self._abandon(run, SHUTDOWN_REASON, retry=True, code=EXIT_DONE)
+                self._abandon(run, SHUTDOWN_REASON, "shutdown", retry=True, code=EXIT_DONE)
                 return
             if now - last < interval:
                 continue
             last = now
             try:
-                beat = self.client.heartbeat(grant.lease_id, deadline=max(interval, 2.0))
+                beat = self.client.heartbeat(grant.lease.id, deadline=max(interval, 2.0))
             except LeaseGone as error:
                 self.log.warning(
-                    "lease lost", extra={"fields": {"lease": grant.lease_id, "error": str(error)}}
+                    "lease lost", extra={"fields": {"lease": grant.lease.id, "error": str(error)}}
                 )
                 run.lease_lost = True
                 continue
@@ -288,15 +291,17 @@ class SlotLoop:
                 self.log.warning("heartbeat not delivered", extra={"fields": {"error": str(error)}})
                 continue
             if beat.cancel and not run.cancelled:
-                self.log.info("trial cancelled by the service", extra={"fields": {"trial": grant.number}})
+                self.log.info(
+                    "trial cancelled by the service", extra={"fields": {"trial": grant.trial.number}}
+                )
                 run.cancelled = True
 
-    def _abandon(self, run: _TrialRun, reason: str, *, retry: bool, code: int) -> None:
+    def _abandon(self, run: _TrialRun, reason: str, cause: FailureCause, *, retry: bool, code: int) -> None:
         """The trial will not return in time: tell the service, then leave the process."""
-        steps = [s.as_json() for s in self.pacer.take()]
-        self._deliver(run, "fail", reason=reason, retry=retry, steps=steps, deadline=10.0)
+        steps = [s.held() for s in self.pacer.take()]
+        self._deliver(run, "fail", reason=reason, cause=cause, retry=retry, steps=steps, deadline=10.0)
         self.log.warning(
-            "trial abandoned, exiting", extra={"fields": {"trial": run.grant.number, "reason": reason}}
+            "trial abandoned, exiting", extra={"fields": {"trial": run.grant.trial.number, "reason": reason}}
         )
         os._exit(code)
 
@@ -306,11 +311,13 @@ class SlotLoop:
             return
         # Steps still held back go with the result (a pruned trial's are moot).
         with self._sending:
-            steps = [s.as_json() for s in self.pacer.take()]
+            steps = [s.held() for s in self.pacer.take()]
         if error is not None:
-            reason = failure_reason(error)
-            if run.gave_back or run.cancelled:
-                reason = SHUTDOWN_REASON if run.gave_back else "cancelled: study stopped"
+            reason, cause = failure_reason(error), _cause_of(error)
+            if run.gave_back:
+                reason, cause = SHUTDOWN_REASON, "shutdown"
+            elif run.cancelled:
+                reason, cause = CANCELLED_REASON, "cancelled"
             # Out of memory may pass when the device's other trials end: worth another try.
             retry = run.gave_back or is_out_of_memory(error)
             if not isinstance(error, Diverged | BadObjective) and not run.gave_back and not run.cancelled:
@@ -319,7 +326,7 @@ class SlotLoop:
                 self._deliver(run, "prune")
                 self._log_end(run, "pruned", None, None)
                 return
-            self._deliver(run, "fail", reason=reason, retry=retry, steps=steps)
+            self._deliver(run, "fail", reason=reason, cause=cause, retry=retry, steps=steps)
             self._log_end(run, "failed", None, reason)
             return
         assert outcome is not None
@@ -327,10 +334,10 @@ class SlotLoop:
             self._deliver(run, "prune")
             self._log_end(run, "pruned", None, None)
         elif outcome.stopped and run.cancelled:
-            self._deliver(run, "fail", reason="cancelled: study stopped", retry=False, steps=steps)
+            self._deliver(run, "fail", reason=CANCELLED_REASON, cause="cancelled", retry=False, steps=steps)
             self._log_end(run, "failed", None, "cancelled")
         elif outcome.stopped and run.gave_back:
-            self._deliver(run, "fail", reason=SHUTDOWN_REASON, retry=True, steps=steps)
+            self._deliver(run, "fail", reason=SHUTDOWN_REASON, cause="shutdown", retry=True, steps=steps)
             self._log_end(run, "given back", None, SHUTDOWN_REASON)
         elif math.isnan(outcome.value):
             self._deliver(run, "fail", reason="objective returned no value", retry=False, steps=steps)
@@ -347,8 +354,9 @@ class SlotLoop:
         value: float = math.nan,
         metrics: dict[str, float] | None = None,
         reason: str = "",
+        cause: FailureCause = "error",
         retry: bool = False,
-        steps: list[dict[str, Any]] | None = None,
+        steps: list[HeldStep] | None = None,
         deadline: float = 3600.0,
     ) -> None:
         # The main thread and the heartbeat thread (on abandon) may both try; one result only.
@@ -356,10 +364,10 @@ class SlotLoop:
             if run.finished:
                 return
             run.finished = True
-            lease = run.grant.lease_id
+            lease = run.grant.lease.id
             try:
                 try:
-                    self._send_result(action, lease, value, metrics, reason, retry, steps, deadline)
+                    self._send_result(action, lease, value, metrics, reason, cause, retry, steps, deadline)
                 except ApiRejected as error:
                     if not steps:
                         raise
@@ -369,7 +377,7 @@ class SlotLoop:
                         "held-back steps refused, sending the result without them",
                         extra={"fields": {"lease": lease, "error": str(error)}},
                     )
-                    self._send_result(action, lease, value, metrics, reason, retry, None, deadline)
+                    self._send_result(action, lease, value, metrics, reason, cause, retry, None, deadline)
             except LeaseGone as error:
                 self.log.warning(
                     "result refused (late or superseded lease), moving on",
@@ -387,14 +395,15 @@ class SlotLoop:
         value: float,
         metrics: dict[str, float] | None,
         reason: str,
+        cause: FailureCause,
         retry: bool,
-        steps: list[dict[str, Any]] | None,
+        steps: list[HeldStep] | None,
         deadline: float,
     ) -> None:
         if action == "complete":
             self.client.complete(lease, value=value, metrics=metrics or {}, steps=steps, deadline=deadline)
         elif action == "fail":
-            self.client.fail(lease, reason=reason, retry=retry, steps=steps, deadline=deadline)
+            self.client.fail(lease, reason=reason, cause=cause, retry=retry, steps=steps, deadline=deadline)
         else:
             self.client.prune(lease, deadline=deadline)
 
@@ -402,8 +411,8 @@ class SlotLoop:
         fields: dict[str, object] = {
             "event": "trial_end",
             "worker": self.options.worker_id,
-            "study": run.grant.study_name,
-            "trial": run.grant.number,
+            "study": run.grant.study.name,
+            "trial": run.grant.trial.number,
             "outcome": outcome,
             "seconds": round(time.monotonic() - run.started, 3),
         }
@@ -412,6 +421,10 @@ class SlotLoop:
         if reason:
             fields["reason"] = reason.splitlines()[-1][:200]
         self.log.info("trial end", extra={"fields": fields})
+
+
+def _cause_of(error: BaseException) -> FailureCause:
+    return "out_of_memory" if is_out_of_memory(error) else "error"
 
 
 def _jitter(seconds: float) -> float:

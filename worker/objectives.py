@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol import Objective
 from trainer.interface import Trainer
 from trainer.registry import TRAINERS
-from worker.api import Objective
 
 # step, value, metrics -> True when the trial must stop now
 ReportFn = Callable[[int, float, dict[str, float]], bool]
@@ -55,12 +55,7 @@ def run_objective(objective: Objective, params: dict[str, Any], *, device: str, 
 def _run_trainer(
     trainer: Trainer[Any], objective: Objective, params: dict[str, Any], *, device: str, report: ReportFn
 ) -> Outcome:
-    values: dict[str, Any] = {**objective.fixed, **params, "device": device}
-    if objective.dataset is not None:
-        values["dataset"] = objective.dataset
-    if objective.max_epochs is not None:
-        values["max_epochs"] = objective.max_epochs
-    config = trainer.config(values)
+    config = trainer.config({**objective.config_values(params), "device": device})
     metric = objective.metric
     stopped = False
 

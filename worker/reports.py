@@ -20,9 +20,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-# What the service takes in one call (service.routes.leases.MAX_STEPS_PER_CALL); older
-# steps are dropped past it while the API is unreachable (the result matters more).
-MAX_PENDING = 10_000
+from protocol import MAX_STEPS_PER_CALL, HeldStep
+
+# What the service takes in one call; older steps are dropped past it while the API is
+# unreachable (the result matters more).
+MAX_PENDING = MAX_STEPS_PER_CALL
 _SMOOTHING = 0.2  # weight of the newest round trip in the running estimate
 
 
@@ -32,9 +34,10 @@ class Step:
     value: float
     metrics: dict[str, float]
 
-    def as_json(self) -> dict[str, object]:
-        """As a held-back step travels (``steps`` of a report or a result): no metrics."""
-        return {"step": self.step, "value": self.value}
+    def held(self) -> HeldStep:
+        """As a held-back step travels (``steps`` of a report or a result): no metrics.
+        Unchecked, as every body the worker builds (see ``worker.api``)."""
+        return HeldStep.model_construct(step=self.step, value=self.value)
 
 
 class ReportPacer:

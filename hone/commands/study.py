@@ -26,6 +26,7 @@ from rich.table import Table
 
 from hone.client import ApiError, Client
 from hone.settings import DEFAULT_DATA_DIR, get_settings
+from protocol import RoundOut, StudySummary, TrialCounts
 
 ADMIN_TOKEN_FILE = "admin-token"
 STATES = ("running", "complete", "pruned", "failed")
@@ -125,8 +126,8 @@ def create(
         spec["name"] = name
     with client_for(api, token) as client:
         study = client.create_study(spec)
-    study_id = study.get("id")
-    console.print(f"created study [bold]{study_id}[/bold] ({study.get('name', spec.get('name', ''))})")
+    study_id = study.id
+    console.print(f"created study [bold]{study_id}[/bold] ({study.name})")
     console.print(f"follow it with:  [cyan]hone study watch {study_id}[/cyan]")
 
 
@@ -142,13 +143,13 @@ def list_(api: ApiOption = None, token: TokenOption = None) -> None:
     for study in studies:
         counts = study_counts(study)
         table.add_row(
-            str(study.get("id")),
-            str(study.get("name", "")),
-            str(study.get("status", "")),
-            str(round_number(study) or ""),
-            f"{finished_count(counts)}/{total_budget(study) or '?'}",
+            str(study.id),
+            study.name,
+            study.status,
+            str(study.current_round or ""),
+            f"{finished_count(counts)}/{study.budget or '?'}",
             format_value(best_value(study)),
-            str(study.get("direction", "")),
+            study.direction,
         )
     console.print(table)
 
@@ -160,10 +161,10 @@ def show(study_id: StudyId, api: ApiOption = None, token: TokenOption = None) ->
         study = client.get_study(study_id)
         rounds = client.rounds(study_id)
     console.print(render_summary(study, rounds, started=None))
-    best = study.get("best")
-    if isinstance(best, dict) and best.get("params"):
-        params = Table("parameter", "best value", title=f"best trial #{best.get('number')}")
-        for name, value in best["params"].items():
+    best = study.best
+    if best is not None and best.params:
+        params = Table("parameter", "best value", title=f"best trial #{best.number}")
+        for name, value in best.params.items():
             params.add_row(name, format_value(value))
         console.print(params)
 
@@ -194,13 +195,13 @@ def follow(
             study = client.get_study(study_id)
             rounds = client.rounds(study_id)
             live.update(render_summary(study, rounds, started=started, baseline=baseline))
-            if study.get("status") in DONE_STATUSES:
+            if study.status in DONE_STATUSES:
                 break
             sleep(interval)
     if not console.is_terminal:
         console.line()
     best = best_value(study)
-    console.print(f"study {study_id} {study.get('status')}; best value {format_value(best)}")
+    console.print(f"study {study_id} {study.status}; best value {format_value(best)}")
 
 
 @study_app.command("pause")
@@ -271,32 +272,17 @@ def export(
 # -- the summary view ------------------------------------------------------------------
 
 
-def study_counts(study: dict[str, Any]) -> dict[str, int]:
-    counts = study.get("counts") or {}
-    return {state: int(counts.get(state, 0)) for state in STATES}
+def study_counts(study: StudySummary) -> dict[str, int]:
+    counts: TrialCounts = study.counts
+    return {state: getattr(counts, state) for state in STATES}
 
 
 def finished_count(counts: dict[str, int]) -> int:
     return sum(counts[state] for state in FINISHED_STATES)
 
 
-def best_value(study: dict[str, Any]) -> Any:
-    best = study.get("best")
-    return best.get("value") if isinstance(best, dict) else None
-
-
-def round_number(study: dict[str, Any]) -> int | None:
-    current = study.get("current_round")
-    return int(current) if current is not None else None
-
-
-def total_budget(study: dict[str, Any], rounds: list[dict[str, Any]] | None = None) -> int | None:
-    """Configurations over all planned rounds (the summary's ``budget``)."""
-    if isinstance(study.get("budget"), int):
-        return int(study["budget"])
-    if rounds:
-        return sum(int(r.get("budget") or 0) for r in rounds) or None
-    return None
+def best_value(study: StudySummary) -> float | None:
+    return study.best.value if study.best is not None else None
 
 
 def format_value(value: Any) -> str:
@@ -328,8 +314,8 @@ def format_duration(seconds: float) -> str:
 
 
 def render_summary(
-    study: dict[str, Any],
-    rounds: list[dict[str, Any]],
+    study: StudySummary,
+    rounds: list[RoundOut],
     *,
     started: float | None,
     baseline: int = 0,
@@ -337,15 +323,14 @@ def render_summary(
     """The live view: counts per state, best so far, current round and its box, progress, ETA."""
     counts = study_counts(study)
     finished = finished_count(counts)
-    budget = total_budget(study, rounds)
-    number = round_number(study)
-    current = next((r for r in rounds if r.get("number") == number), rounds[-1] if rounds else None)
+    budget = study.budget
+    current = next((r for r in rounds if r.number == study.current_round), rounds[-1] if rounds else None)
 
     header = Table.grid(padding=(0, 2))
     header.add_row(
-        f"[bold]{study.get('name', '')}[/bold] (#{study.get('id')})",
-        f"status [bold]{study.get('status')}[/bold]",
-        f"{study.get('direction', '')} {study.get('metric', '')}",
+        f"[bold]{study.name}[/bold] (#{study.id})",
+        f"status [bold]{study.status}[/bold]",
+        f"{study.direction} {study.metric}",
     )
     states = Table.grid(padding=(0, 2))
     states.add_row(
@@ -355,14 +340,12 @@ def render_summary(
     parts: list[Any] = [header, states]
 
     if current is not None:
-        planned = study.get("rounds")
-        spec_rounds = planned if isinstance(planned, int) else len(rounds)
         parts.append(
-            f"round [bold]{current.get('number')}[/bold] of {spec_rounds} "
-            f"({current.get('budget', '?')} configurations, {current.get('status', '')})"
+            f"round [bold]{current.number}[/bold] of {study.rounds} "
+            f"({current.budget} configurations, {current.status})"
         )
-        if isinstance(current.get("box"), dict) and current["box"]:
-            parts.append(format_box(current["box"]))
+        if current.box:
+            parts.append(format_box(current.box))
 
     progress = Progress(
         TextColumn("trials"),

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from protocol import ImportanceOut, TrialOut
 from service import export, importance, results, studies
 from service.caches import study_spec
 from service.deps import DbDep, ReadAuth
 from service.errors import NotFound
-from service.schemas import ImportanceOut, TrialOut, error_responses
+from service.responses import error_responses
 
 router = APIRouter(prefix="/studies/{study_id}", tags=["analysis"])
 

@@ -12,7 +12,7 @@ from service import studies
 from service.deps import DbDep, ReadAuth
 from service.errors import InvalidInput
 from service.events import study_events
-from service.schemas import error_responses
+from service.responses import error_responses
 from service.tables import utcnow
 
 router = APIRouter(prefix="/studies/{study_id}", tags=["events"])

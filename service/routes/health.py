@@ -9,9 +9,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from protocol import HealthOut, ReadyOut
 from service.deps import DbDep, ReadAuth, storage_for
 from service.migrate import head_revision, revision_on
-from service.schemas import ErrorOut, HealthOut, ReadyOut
+from service.responses import ErrorOut
 
 router = APIRouter(tags=["health"])
 

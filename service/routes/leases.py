@@ -8,27 +8,41 @@
 3. At the end, exactly one of ``complete``, ``fail`` (``retry: true`` re-queues the
    configuration) or ``prune``; ``complete`` and ``fail`` carry the steps not sent yet. Sending the same result again is harmless; any call on an
    expired or superseded lease is refused with 409 and changes nothing.
+
+Every body is a model of the wire contract, :mod:`protocol.leases`; this module only
+routes them to :mod:`service.leases`.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import cast
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field, StrictInt, field_validator
 
+from protocol import (
+    CompleteIn,
+    FailIn,
+    FinishedOut,
+    HeartbeatOut,
+    HeldStep,
+    LeasedStudy,
+    LeasedTrial,
+    LeaseGrant,
+    LeaseOut,
+    LeaseRequest,
+    ReportIn,
+    ReportOut,
+    TrialState,
+)
 from service import grants, leases, outcomes, pruning
 from service.deps import BackendDep, WorkerAuth
 from service.errors import InvalidInput
-from service.schemas import TrialState, error_responses
+from service.responses import error_responses
 from service.tables import utcnow
 
 router = APIRouter(prefix="/leases", tags=["leases"])
 NO_WORK_RETRY_AFTER_S = 1
-
-Metrics = Annotated[dict[str, float], Field(default_factory=dict, max_length=64)]
 
 
 def _finite(value: float, loc: tuple[str, ...]) -> float:
@@ -39,108 +53,8 @@ def _finite(value: float, loc: tuple[str, ...]) -> float:
     return value
 
 
-class LeaseRequest(BaseModel):
-    """A worker asking for a trial."""
-
-    worker: str = Field(min_length=1, max_length=256, description="Stable id of the worker slot")
-    devices: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
-    studies: list[StrictInt] | None = Field(default=None, max_length=1000, description="Only these study ids")
-    host: str | None = Field(default=None, max_length=256)
-
-
-class LeaseOut(BaseModel):
-    id: str
-    expires_at: datetime
-    heartbeat_interval: float = Field(description="Seconds between heartbeats the service expects")
-
-
-class LeasedStudy(BaseModel):
-    id: int
-    name: str
-
-
-class LeasedTrial(BaseModel):
-    number: int
-    params: dict[str, Any]
-    round: int
-
-
-class LeaseGrant(BaseModel):
-    """A granted trial: run ``trial.params`` with ``objective`` and report under ``lease.id``."""
-
-    lease: LeaseOut
-    study: LeasedStudy
-    trial: LeasedTrial
-    objective: dict[str, Any] = Field(description="The study spec's objective (trainer, metric, ...)")
-
-
-MAX_STEPS_PER_CALL = 10_000
-
-
-class HeldStep(BaseModel):
-    """A step sent along with a later one (its per-step metrics stay with the worker: the
-    pruner reads values only, and the largest valid batch stays far below the body limit)."""
-
-    step: int = Field(ge=0, le=10_000_000)
-    value: float
-
-
-class StepIn(HeldStep):
-    metrics: Metrics
-
-
-Steps = Annotated[
-    list[HeldStep],
-    Field(
-        default_factory=list,
-        max_length=MAX_STEPS_PER_CALL,
-        description="Steps the worker held back and sends along (it coalesces steps that come "
-        "faster than a round trip is worth); recorded like single reports",
-    ),
-]
-
-
-class ReportIn(StepIn):
-    steps: Steps
-
-
 def _step_values(steps: list[HeldStep], field: str) -> dict[int, float]:
     return {s.step: _finite(s.value, ("body", field, str(i), "value")) for i, s in enumerate(steps)}
-
-
-class ReportOut(BaseModel):
-    prune: bool = Field(description="Stop the trial now and send /prune")
-
-
-class HeartbeatOut(BaseModel):
-    expires_at: datetime
-    cancel: bool = Field(description="The study was stopped: abandon the trial and send /fail")
-
-
-class CompleteIn(BaseModel):
-    value: float
-    metrics: Metrics
-    steps: Steps
-
-
-class FailIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=10_000)
-    retry: bool = Field(default=False, description="Re-queue the configuration (within max_retries)")
-    steps: Steps
-
-    @field_validator("reason")
-    @classmethod
-    def _storable(cls, reason: str) -> str:
-        # A traceback may quote binary data; PostgreSQL text cannot hold NUL, and the
-        # failure must still be recorded.
-        return reason.replace("\x00", "\ufffd")
-
-
-class FinishedOut(BaseModel):
-    study_id: int
-    number: int
-    state: TrialState
-    duplicate: bool = Field(description="This result had been received already")
 
 
 @router.post(
@@ -246,6 +160,7 @@ def fail(lease_id: str, body: FailIn, backend: BackendDep, _principal: WorkerAut
         outcome="fail",
         reason=body.reason,
         retry=body.retry,
+        cause=body.cause,
         steps=_step_values(body.steps, "steps"),
         now=utcnow(),
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from sqlalchemy import select
 
+from protocol import OpenRoundRequest, RoundOut, RoundPreview, TrialCounts
 from service import results, rounds, studies
 from service.caches import study_spec
 from service.deps import AdminAuth, DbDep, ReadAuth
 from service.errors import Conflict, InvalidInput
-from service.schemas import OpenRoundRequest, RoundOut, RoundPreview, TrialCounts, error_responses
+from service.responses import error_responses
 from service.tables import Round, utcnow
 
 router = APIRouter(prefix="/studies/{study_id}/rounds", tags=["rounds"])

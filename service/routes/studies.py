@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from protocol import StudyDetail, StudyStatus, StudySummary
 from service import studies
 from service.deps import AdminAuth, DbDep, ReadAuth
-from service.schemas import StudyDetail, StudyStatus, StudySummary, error_responses
+from service.responses import error_responses
 from service.spec import StudySpec
 from service.tables import utcnow
 

@@ -7,17 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
+from protocol import EnqueuedTrial, EnqueueRequest, TrialDetail, TrialPage, TrialState
 from service import optuna_tables, results, studies
 from service.deps import AdminAuth, DbDep, ReadAuth
 from service.errors import NotFound
-from service.schemas import (
-    EnqueuedTrial,
-    EnqueueRequest,
-    TrialDetail,
-    TrialPage,
-    TrialState,
-    error_responses,
-)
+from service.responses import error_responses
 from service.tables import Trial
 
 router = APIRouter(prefix="/studies/{study_id}/trials", tags=["trials"])

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from service.deps import DbDep, ReadAuth, SettingsDep
-from service.schemas import error_responses
+from service.responses import error_responses
 from service.tables import Worker, utcnow
 
 router = APIRouter(prefix="/workers", tags=["workers"])

@@ -180,6 +180,30 @@ def test_a_trial_given_back_at_shutdown_is_requeued_without_using_a_retry(
     assert [row.attempt for row in rows(api)] == [0, 1, 2]
 
 
+def test_a_trial_failed_with_cause_shutdown_is_requeued_without_using_a_retry(
+    db_url: str, make_api: Callable[..., Api]
+) -> None:
+    api = make_api(db_url, max_retries=0)
+    api.create_study(rounds=[{"trials": 1}])
+    for _ in range(2):
+        grant = granted(api)
+        body = {"reason": "slot stopping", "cause": "shutdown", "retry": True}
+        assert on(api, grant["lease"]["id"], "fail", body).status_code == 200
+    grant = granted(api)
+    on(api, grant["lease"]["id"], "fail", {"reason": "boom", "cause": "error", "retry": True})
+    assert lease(api).status_code == 204
+    assert [row.attempt for row in rows(api)] == [0, 1, 2]
+
+
+def test_fail_refuses_an_unknown_cause_with_422_naming_it(api: Api) -> None:
+    api.create_study()
+    lease_id = granted(api)["lease"]["id"]
+    response = on(api, lease_id, "fail", {"reason": "boom", "cause": "bad luck"})
+    assert response.status_code == 422
+    assert ["body", "cause"] in [error["loc"] for error in response.json()["detail"]]
+    assert rows(api)[0].state == "running"
+
+
 def test_paused_studies_get_nothing_and_stopped_ones_cancel_running_trials(api: Api) -> None:
     api.create_study()
     running = granted(api)

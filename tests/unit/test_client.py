@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from hone.client import ApiError, ApiUnreachableError, Client
+from tests.unit.answers import study_json, trial_json
 
 
 def client_answering(transport: httpx.MockTransport) -> Client:
@@ -47,18 +48,18 @@ def test_requests_carry_the_bearer_token_and_the_api_prefix() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, json={"id": 3, "status": "running"})
+        return httpx.Response(200, json=study_json(id=3, status="running"))
 
     with client_answering(httpx.MockTransport(handler)) as client:
-        assert client.get_study(3)["id"] == 3
+        assert client.get_study(3).id == 3
     assert seen[0].url.path == "/api/v1/studies/3"
     assert seen[0].headers["authorization"] == "Bearer " + "t" * 32
 
 
 def test_iter_trials_follows_the_cursor_to_the_last_page() -> None:
     pages = {
-        None: {"items": [{"number": 0}, {"number": 1}], "next_cursor": "c1", "total": 3},
-        "c1": {"items": [{"number": 2}], "next_cursor": None, "total": 3},
+        None: {"items": [trial_json(number=0), trial_json(number=1)], "next_cursor": "c1", "total": 3},
+        "c1": {"items": [trial_json(number=2)], "next_cursor": None, "total": 3},
     }
     cursors: list[str | None] = []
 
@@ -69,7 +70,7 @@ def test_iter_trials_follows_the_cursor_to_the_last_page() -> None:
         return httpx.Response(200, json=pages[cursor])
 
     with client_answering(httpx.MockTransport(handler)) as client:
-        numbers = [trial["number"] for trial in client.iter_trials(7, state="complete", page_size=2)]
+        numbers = [trial.number for trial in client.iter_trials(7, state="complete", page_size=2)]
     assert numbers == [0, 1, 2]
     assert cursors == [None, "c1"]
 
@@ -104,10 +105,10 @@ def test_a_connect_error_followed_by_an_answer_succeeds() -> None:
         attempts["n"] += 1
         if attempts["n"] < 3:
             raise httpx.ConnectError("refused", request=request)
-        return httpx.Response(200, json=[{"id": 1}])
+        return httpx.Response(200, json=[study_json(id=1)])
 
     with client_answering(httpx.MockTransport(handler)) as client:
-        assert client.list_studies() == [{"id": 1}]
+        assert [study.id for study in client.list_studies()] == [1]
     assert attempts["n"] == 3
 
 
@@ -120,7 +121,8 @@ def test_a_non_json_error_body_still_gives_a_message() -> None:
 def test_create_study_posts_the_spec_as_json() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.method == "POST"
-        return httpx.Response(201, json={"id": 5, **json.loads(request.content)})
+        return httpx.Response(201, json=study_json(id=5, name=json.loads(request.content)["name"]))
 
     with client_answering(httpx.MockTransport(handler)) as client:
-        assert client.create_study({"name": "digits"}) == {"id": 5, "name": "digits"}
+        study = client.create_study({"name": "digits"})
+        assert (study.id, study.name) == (5, "digits")

@@ -9,6 +9,8 @@ from rich.console import Console
 
 from hone.commands.study import render_summary
 from hone.stack import ensure_admin_token, port_is_free
+from protocol import RoundOut, StudySummary
+from tests.unit.answers import NOW, study_json, trial_json
 
 
 def test_the_admin_token_is_made_once_with_mode_0600_and_reused(tmp_path: Path) -> None:
@@ -29,26 +31,39 @@ def test_a_port_in_use_is_not_free() -> None:
 
 
 def test_the_watch_view_shows_counts_best_round_box_and_progress() -> None:
-    study = {
-        "id": 4,
-        "name": "digits",
-        "status": "running",
-        "direction": "maximize",
-        "metric": "val_accuracy",
-        "current_round": 2,
-        "rounds": 3,
-        "budget": 24,
-        "counts": {"running": 2, "complete": 10, "pruned": 3, "failed": 1, "total": 16, "configurations": 16},
-        "best": {"number": 7, "value": 0.9631, "params": {"lr": 0.01}},
-    }
+    study = StudySummary.model_validate(
+        study_json(
+            id=4,
+            name="digits",
+            status="running",
+            direction="maximize",
+            metric="val_accuracy",
+            current_round=2,
+            rounds=3,
+            budget=24,
+            counts={
+                "running": 2,
+                "complete": 10,
+                "pruned": 3,
+                "failed": 1,
+                "total": 16,
+                "configurations": 16,
+            },
+            best=trial_json(number=7, value=0.9631, params={"lr": 0.01}),
+        )
+    )
+    quiet = {"opened_at": NOW, "closed_at": None, "best_value": None, "best_trial_number": None, "counts": {}}
     rounds = [
-        {"number": 1, "status": "closed", "budget": 12, "box": {}},
-        {
-            "number": 2,
-            "status": "open",
-            "budget": 6,
-            "box": {"lr": {"low": 0.001, "high": 0.05}, "optimizer": {"choices": ["adam"]}},
-        },
+        RoundOut.model_validate({"number": 1, "status": "closed", "budget": 12, "box": {}, **quiet}),
+        RoundOut.model_validate(
+            {
+                "number": 2,
+                "status": "open",
+                "budget": 6,
+                "box": {"lr": {"low": 0.001, "high": 0.05}, "optimizer": {"choices": ["adam"]}},
+                **quiet,
+            }
+        ),
     ]
     console = Console(width=120, record=True)
     console.print(render_summary(study, rounds, started=None))

@@ -42,6 +42,7 @@ class FakeApi:
                         "trainer": "python",
                         "entrypoint": f"fake_objectives:{name}",
                         "metric": "m",
+                        "direction": "minimize",
                     },
                 },
             )
@@ -49,7 +50,10 @@ class FakeApi:
             return httpx.Response(200, json={"prune": body["step"] >= 3 and "prunable" in path})
         if path.endswith("/heartbeat"):
             return httpx.Response(200, json={"expires_at": "2030-01-01T00:00:00Z", "cancel": False})
-        return httpx.Response(self.finish_status, json={"detail": "late"})
+        if self.finish_status != 200:
+            return httpx.Response(self.finish_status, json={"detail": "late"})
+        state = {"complete": "complete", "fail": "failed", "prune": "pruned"}[path.rsplit("/", 1)[-1]]
+        return httpx.Response(200, json={"study_id": 1, "number": 0, "state": state, "duplicate": False})
 
     def finished(self) -> list[tuple[str, dict[str, Any]]]:
         return [(p, b) for p, b in self.calls if p.rsplit("/", 1)[-1] in ("complete", "fail", "prune")]
@@ -159,3 +163,57 @@ def test_a_held_back_step_the_service_refuses_does_not_cost_the_result() -> None
     completes = [b for p, b in api.calls if p == "/leases/negative_step/complete"]
     assert completes[0]["steps"][0]["step"] == -1  # held back, then sent with the result: refused
     assert completes[-1] == {"value": 0.25, "metrics": {}}  # the result itself got through
+
+
+def test_a_trial_given_back_at_shutdown_is_failed_with_cause_shutdown_and_retried() -> None:
+    api = FakeApi(["give_back"])
+    options = SlotOptions(
+        api_url="http://api", token="t", worker_id="w", devices=["cpu"], exit_when_idle=0, report_overhead=0
+    )
+    loop = SlotLoop(options, client=LeaseClient("http://api", "t", transport=httpx.MockTransport(api)))
+
+    def give_back(params: dict[str, Any], report: Any) -> float:
+        loop.request_stop()  # as SIGTERM does, mid-trial
+        for step in range(1, 100):
+            if report(step, 1.0):
+                break
+        return 1.0
+
+    sys.modules["fake_objectives"].give_back = give_back  # type: ignore[attr-defined]
+    assert loop.run() == 0
+    (path, body), *_ = api.finished()
+    assert path == "/leases/give_back/fail"
+    assert body["cause"] == "shutdown" and body["retry"] is True
+
+
+def test_each_failure_is_sent_with_its_cause() -> None:
+    api = FakeApi(["nan", "broken", "oom"])
+    run(api)
+    causes = {path: body["cause"] for path, body in api.finished()}
+    assert causes == {
+        "/leases/nan/fail": "error",
+        "/leases/broken/fail": "error",
+        "/leases/oom/fail": "out_of_memory",
+    }
+
+
+def test_a_trial_of_a_stopped_study_is_failed_with_cause_cancelled() -> None:
+    class StoppedStudy(FakeApi):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/heartbeat"):
+                return httpx.Response(200, json={"expires_at": "2030-01-01T00:00:00Z", "cancel": True})
+            return super().__call__(request)
+
+    def slow(params: dict[str, Any], report: Any) -> float:
+        for step in range(1, 500):
+            time.sleep(0.01)
+            if report(step, 1.0):
+                break
+        return 1.0
+
+    sys.modules["fake_objectives"].slow = slow  # type: ignore[attr-defined]
+    api = StoppedStudy(["slow"])
+    run(api)
+    (path, body), *_ = api.finished()
+    assert path == "/leases/slow/fail"
+    assert body["cause"] == "cancelled" and body["retry"] is False

@@ -1,8 +1,8 @@
-"""Request and response models of the REST API (``/api/v1``).
+"""Studies, rounds and trials as the REST API (``/api/v1/studies…``) shows them.
 
-The body of ``POST /studies`` is :class:`service.spec.StudySpec` itself; everything else
-the API reads or returns is declared here, so the OpenAPI schema at ``/docs`` is the
-contract clients are written against.
+The body of ``POST /studies`` is the service's study spec itself; every other model a
+client reads or sends about studies is declared here, so the OpenAPI schema at ``/docs``
+and :mod:`hone.client` agree by construction.
 """
 
 from __future__ import annotations
@@ -12,14 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocol.objective import Direction
+
 TrialState = Literal["running", "complete", "pruned", "failed"]
 StudyStatus = Literal["running", "paused", "stopped", "completed"]
-
-
-class ErrorOut(BaseModel):
-    """Every error answer: ``detail`` is a message, or pydantic's list for 422s."""
-
-    detail: str | list[dict[str, Any]]
 
 
 class TrialCounts(BaseModel):
@@ -96,7 +92,7 @@ class StudySummary(BaseModel):
     id: int = Field(description="Equals the Optuna study_id (the id in optuna-dashboard)")
     name: str
     status: StudyStatus
-    direction: Literal["minimize", "maximize"]
+    direction: Direction
     metric: str
     current_round: int
     rounds: int = Field(description="Rounds the spec plans")
@@ -154,32 +150,3 @@ class ImportanceOut(BaseModel):
     trials_used: int
     sampled: bool = Field(description="True when only a sample of the completed trials was used")
     note: str | None = None
-
-
-class HealthOut(BaseModel):
-    status: Literal["ok"] = "ok"
-
-
-class ReadyOut(BaseModel):
-    status: Literal["ready", "not ready"]
-    database: bool
-    schema_current: bool
-    detail: str | None = None
-
-
-_ERROR_TEXT = {
-    401: "Missing, unknown or revoked bearer token",
-    403: "The token's role may not do this",
-    404: "No such study, trial or round",
-    409: "Conflicts with the study's state (name in use, stopped study, too few trials)",
-    422: "A field is invalid; `detail[].loc` names it",
-    503: "The database is unavailable; retry after `Retry-After` seconds",
-}
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of a route: each error status it can answer, with :class:`ErrorOut`."""
-    return {
-        status: {"model": ErrorOut, "description": _ERROR_TEXT[status]}
-        for status in (401, 403, 503, *statuses)
-    }

@@ -1,0 +1,56 @@
+"""The wire's Objective against the service's: same fields, defaults and constraints."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol import MAX_EPOCHS_DEFAULT, Objective
+from service import spec
+
+
+@pytest.mark.parametrize("name", sorted(spec.Objective.model_fields))
+def test_objective_field_matches_the_study_specs_field_for_field(name: str) -> None:
+    # Two copies until the spec's Objective is built on the wire's: this keeps them equal.
+    theirs = spec.Objective.model_fields[name]
+    ours = Objective.model_fields[name]
+    assert ours.annotation == theirs.annotation
+    assert ours.is_required() == theirs.is_required()
+    assert ours.get_default(call_default_factory=True) == theirs.get_default(call_default_factory=True)
+    assert ours.metadata == theirs.metadata
+    assert ours.description == theirs.description
+
+
+def test_objective_has_no_field_the_study_spec_lacks() -> None:
+    assert set(Objective.model_fields) == set(spec.Objective.model_fields)
+
+
+def test_max_epochs_defaults_to_the_one_constant() -> None:
+    assert Objective(metric="m", direction="minimize").max_epochs == MAX_EPOCHS_DEFAULT == 30
+
+
+def test_a_granted_objective_reads_back_as_the_service_dumped_it() -> None:
+    sent = spec.Objective(
+        dataset="digits", metric="val_loss", direction="minimize", max_epochs=7, fixed={"batch_size": 64}
+    )
+    assert Objective.model_validate(sent.model_dump(mode="json")).model_dump() == sent.model_dump()
+
+
+def test_config_values_put_fixed_then_params_then_the_objectives_own_fields() -> None:
+    objective = Objective(
+        metric="val_loss",
+        direction="minimize",
+        dataset="digits",
+        max_epochs=5,
+        fixed={"batch_size": 64, "lr": 0.1},
+    )
+    assert objective.config_values({"lr": 0.01}) == {
+        "batch_size": 64,
+        "lr": 0.01,
+        "dataset": "digits",
+        "max_epochs": 5,
+    }
+
+
+def test_config_values_leave_the_dataset_to_the_trainer_when_none_is_named() -> None:
+    objective = Objective(trainer="python", entrypoint="m:f", metric="m", direction="maximize")
+    assert objective.config_values({"x": 1}) == {"x": 1, "max_epochs": MAX_EPOCHS_DEFAULT}
