@@ -1,4 +1,4 @@
-"""The lease hot path writes Optuna's rows itself (service.optuna_rows): what Optuna then
+"""hone writes Optuna's rows itself (service.optuna_tables): what Optuna then
 reads must be what ``study.ask()`` + ``suggest_*`` and ``trial.report()`` would have stored."""
 
 from __future__ import annotations
