@@ -33,6 +33,10 @@ from service.sampling import suggest_params
 from service.spec import StudySpec
 from service.tables import Round, Study, Trial
 
+# Rounds one grant may open on its way (each commits before an ask); past that, the grant
+# asks after its commit as on SQLite.
+_MAX_ADVANCES = 4
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -75,6 +79,7 @@ class _Candidate:
     index: int  # the configuration's position in its round (Sobol's point)
     room: int  # configurations the round's budget still lets start
     waiting: int  # Optuna WAITING trials: retries and enqueued configurations
+    advanced: bool  # this transaction opened a round (or completed the study) to get here
 
 
 @dataclass(frozen=True)
@@ -102,23 +107,28 @@ def grant_lease(
     db = backend.db
     asker = _Asker(worker, host, devices, now)
     with db.grant_lock:
-        with db.transaction() as session:
-            candidate = _choose(session, studies=studies, now=now, lock=not db.is_sqlite)
-            if candidate is None:
-                asker.seen(session)
-                return None
-            if candidate.spec.sampler.draws_without_history:
-                opened = _pop(session, candidate, lock=not db.is_sqlite) if candidate.waiting else None
-                if opened is None and candidate.room <= 0:
+        for _ in range(_MAX_ADVANCES):
+            with db.transaction() as session:
+                candidate = _choose(session, studies=studies, now=now, lock=not db.is_sqlite)
+                if candidate is None:
                     asker.seen(session)
                     return None
-                opened = opened or _draw(session, candidate)
-                return _hand_out(session, backend, candidate, opened, asker)
-            if not db.is_sqlite:
-                # The study row stays locked while Optuna's ask commits on its own connection.
-                return _hand_out(session, backend, candidate, _ask(backend, candidate), asker)
+                if candidate.spec.sampler.draws_without_history:
+                    opened = _pop(session, candidate, lock=not db.is_sqlite) if candidate.waiting else None
+                    if opened is None and candidate.room <= 0:
+                        asker.seen(session)
+                        return None
+                    return _hand_out(session, backend, candidate, opened or _draw(session, candidate), asker)
+                if db.is_sqlite:
+                    break
+                if not candidate.advanced:
+                    # The study row stays locked while Optuna's ask commits on its own connection.
+                    return _hand_out(session, backend, candidate, _ask(backend, candidate), asker)
+                # A round opened here published its box to Optuna's study row, which Optuna's
+                # ask locks on its own connection: commit that first, then grant anew.
         # SQLite: Optuna's ask writes on its own connection, which would wait for the write
         # lock of a transaction held open around it; the grant lock keeps the choice valid.
+        assert candidate is not None
         opened = _ask(backend, candidate)
         with db.transaction() as session:
             return _hand_out(session, backend, candidate, opened, asker)
@@ -164,10 +174,11 @@ def _candidate(session: Session, *, study: Study, now: datetime) -> _Candidate |
     if study.status != "running":
         return None
     state = _round_state(session, study)
+    advanced = False
     if state is not None and state[2] == 0 and state[1] <= 0:
         # The round's budget is out: it may have finished, opening the next round or
         # completing the study (the only case in which advancing can change anything).
-        rounds.advance(session, study=study, now=now, pending_retries=0)
+        advanced = rounds.advance(session, study=study, now=now, pending_retries=0)
         if study.status != "running":
             return None
         state = _round_state(session, study)
@@ -188,6 +199,7 @@ def _candidate(session: Session, *, study: Study, now: datetime) -> _Candidate |
         index=current.budget - room,
         room=room,
         waiting=waiting,
+        advanced=advanced,
     )
 
 

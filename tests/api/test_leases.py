@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import optuna
+import pytest
 from sqlalchemy import select, update
 
 from service.deps import backend_for
@@ -349,3 +350,19 @@ def test_a_bad_step_in_a_batch_is_refused_with_422_naming_it_and_nothing_is_reco
     )
     assert response.status_code == 422 and "steps" in response.text
     assert intermediate(api, 0) == {}
+
+
+@pytest.mark.timeout(60)
+def test_a_history_sampler_grant_that_opens_a_round_does_not_wait_on_itself(api: Api) -> None:
+    """A TPE grant that finds its round over opens the next one (publishing its box on
+    Optuna's study row) before it asks Optuna, which locks that row on its own connection."""
+    api.create_study(rounds=[{"trials": 1}, {"trials": 1}], sampler={"type": "tpe"})
+    first = granted(api)
+    # The result is in, but the round was not advanced (as when a result's advance was lost).
+    with api.db.transaction() as session:
+        session.execute(
+            update(Trial).where(Trial.lease_id == first["lease"]["id"]).values(state="complete", value=0.5)
+        )
+    second = granted(api)
+    assert second["trial"]["round"] == 2
+    assert api.get("/studies/1").json()["current_round"] == 2
