@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Trainer = Literal["mlp", "python"]
+# "python" (a user's entrypoint) or a built-in trainer's name ("mlp"; the service checks
+# names against trainer.registry, so a new trainer needs no change here).
+Trainer = str
 Direction = Literal["minimize", "maximize"]
 MAX_EPOCHS_DEFAULT = 30
 

@@ -48,7 +48,7 @@ class Objective(SpecModel, WireObjective):
 
     model_config = SpecModel.model_config
 
-    trainer: TrainerName = "mlp"  # type: ignore[assignment]  # the registry's names, checked at run time
+    trainer: TrainerName = "mlp"  # the registry's names and "python", checked at run time
 
     @model_validator(mode="before")
     @classmethod

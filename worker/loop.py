@@ -206,9 +206,9 @@ class SlotLoop:
         self._finish(run, outcome, error)
 
     def _last_step(self, grant: LeaseGrant, step: int) -> bool:
-        if grant.objective.trainer != "mlp":
-            return False
-        return step >= grant.objective.max_epochs  # the trainer numbers epochs from 1
+        if grant.objective.trainer == "python":
+            return False  # a user's function has no epochs the worker knows of
+        return step >= grant.objective.max_epochs  # built-in trainers number epochs from 1
 
     def _report(self, run: _TrialRun, step: int, value: float, metrics: dict[str, float]) -> bool:
         if run.lease_lost or run.cancelled or run.pruned:

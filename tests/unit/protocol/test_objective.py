@@ -8,16 +8,15 @@ from protocol import MAX_EPOCHS_DEFAULT, Objective
 from service import spec
 
 
-@pytest.mark.parametrize("name", sorted(spec.Objective.model_fields))
-def test_objective_field_matches_the_study_specs_field_for_field(name: str) -> None:
-    # Two copies until the spec's Objective is built on the wire's: this keeps them equal.
-    theirs = spec.Objective.model_fields[name]
-    ours = Objective.model_fields[name]
-    assert ours.annotation == theirs.annotation
-    assert ours.is_required() == theirs.is_required()
-    assert ours.get_default(call_default_factory=True) == theirs.get_default(call_default_factory=True)
-    assert ours.metadata == theirs.metadata
-    assert ours.description == theirs.description
+def test_the_study_specs_objective_is_the_wire_objective_plus_its_checks() -> None:
+    assert issubclass(spec.Objective, Objective)
+
+
+@pytest.mark.parametrize("name", sorted(set(spec.Objective.model_fields) - {"trainer"}))
+def test_the_study_spec_redeclares_no_field_but_the_trainer(name: str) -> None:
+    # Defaults and constraints live once, on the wire's model; the spec narrows only the
+    # trainer's name to the registry's.
+    assert repr(spec.Objective.model_fields[name]) == repr(Objective.model_fields[name])
 
 
 def test_objective_has_no_field_the_study_spec_lacks() -> None:
