@@ -119,7 +119,9 @@ class HeartbeatOut(BaseModel):
     """The lease's new expiry, and whether the study was stopped."""
 
     expires_at: datetime
-    cancel: bool = Field(description="The study was stopped: abandon the trial and send /fail")
+    cancel: bool = Field(
+        description="The study was stopped or failed: abandon the trial and send /fail (cause cancelled)"
+    )
 
 
 class CompleteIn(BaseModel):
