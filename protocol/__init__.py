@@ -27,6 +27,7 @@ from protocol.objective import MAX_EPOCHS_DEFAULT, Direction, Objective, Trainer
 from protocol.studies import (
     EnqueuedTrial,
     EnqueueRequest,
+    FailureGroup,
     ImportanceOut,
     OpenRoundRequest,
     RoundOut,
@@ -70,6 +71,7 @@ __all__ = [
     "StepIn",
     "StudyDetail",
     "StudyStatus",
+    "FailureGroup",
     "StudySummary",
     "Trainer",
     "TrialCounts",

@@ -26,6 +26,8 @@ MAX_STEPS_PER_CALL = 10_000
 
 # Why a worker failed a trial. The service decides retries by it: a trial given back
 # at shutdown is not the trial's fault and costs no retry.
+# A trial given back at shutdown ends ``interrupted``, a cancelled one ``cancelled``:
+# neither counts as a failure.
 FailureCause = Literal["shutdown", "cancelled", "timeout", "out_of_memory", "error"]
 
 Metrics = Annotated[dict[str, float], Field(default_factory=dict, max_length=64)]
@@ -117,7 +119,9 @@ class HeartbeatOut(BaseModel):
     """The lease's new expiry, and whether the study was stopped."""
 
     expires_at: datetime
-    cancel: bool = Field(description="The study was stopped: abandon the trial and send /fail")
+    cancel: bool = Field(
+        description="The study was stopped or failed: abandon the trial and send /fail (cause cancelled)"
+    )
 
 
 class CompleteIn(BaseModel):
@@ -129,25 +133,35 @@ class CompleteIn(BaseModel):
 
 
 class FailIn(BaseModel):
-    """A failed trial: why (``reason`` for people, ``cause`` for the service's retry
-    accounting), whether to re-queue its configuration, and the steps not sent yet."""
+    """A failed trial: why (``reason``, one line for people; ``cause`` for the service's
+    accounting; ``traceback``, the full text), whether to re-queue its configuration, and
+    the steps not sent yet."""
 
-    reason: str = Field(min_length=1, max_length=10_000)
+    reason: str = Field(
+        min_length=1,
+        max_length=10_000,
+        description="One line: the exception's type and message (e.g. \"KeyError: 'accuracy'\"), "
+        "or what stopped the trial; a multi-line reason (older workers) is split by the service "
+        "into its last line and the traceback",
+    )
     cause: FailureCause | None = Field(
         default=None,
         description="What ended the trial: shutdown (given back, costs no retry), cancelled "
         "(study stopped), timeout, out_of_memory, or error; absent: error (workers before this "
         "field gave a trial back with the reason 'worker shutting down', read as shutdown)",
     )
+    traceback: str | None = Field(
+        default=None, max_length=100_000, description="The full traceback, shown with the trial"
+    )
     retry: bool = Field(default=False, description="Re-queue the configuration (within max_retries)")
     steps: Steps
 
-    @field_validator("reason")
+    @field_validator("reason", "traceback")
     @classmethod
-    def _storable(cls, reason: str) -> str:
+    def _storable(cls, text: str | None) -> str | None:
         # A traceback may quote binary data; PostgreSQL text cannot hold NUL, and the
         # failure must still be recorded.
-        return reason.replace("\x00", "\ufffd")
+        return None if text is None else text.replace("\x00", "\ufffd")
 
 
 class FinishedOut(BaseModel):

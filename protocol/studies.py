@@ -14,8 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.objective import Direction
 
-TrialState = Literal["running", "complete", "pruned", "failed"]
-StudyStatus = Literal["running", "paused", "stopped", "completed"]
+# ``interrupted``: given back by a worker that was shutting down, and re-queued;
+# ``cancelled``: abandoned because its study was stopped or failed. Neither is a failure.
+TrialState = Literal["running", "complete", "pruned", "failed", "interrupted", "cancelled"]
+# ``failed``: the study's failure policy found it hopeless, or a round ended without a
+# completed trial; ``StudySummary.failure`` says why.
+StudyStatus = Literal["running", "paused", "stopped", "completed", "failed"]
 
 
 class TrialCounts(BaseModel):
@@ -25,6 +29,8 @@ class TrialCounts(BaseModel):
     complete: int = 0
     pruned: int = 0
     failed: int = 0
+    interrupted: int = 0
+    cancelled: int = 0
     total: int = 0
     configurations: int | None = Field(
         default=None,
@@ -45,7 +51,15 @@ class TrialOut(BaseModel):
     params: dict[str, Any]
     value: float | None
     last_step: int | None
-    reason: str | None = Field(description="Why the trial was pruned or failed")
+    reason: str | None = Field(
+        description="Why the trial was pruned, failed, interrupted or cancelled, in one line "
+        "(for a failure: the exception's type and message, or the timeout, out of memory, ...)"
+    )
+    cause: str | None = Field(
+        default=None,
+        description="What ended a failed, interrupted or cancelled trial, as a code: error, "
+        "timeout, out_of_memory, lease_expired, shutdown or cancelled",
+    )
     worker_id: str | None
     started_at: datetime
     finished_at: datetime | None
@@ -60,6 +74,9 @@ class TrialDetail(TrialOut):
     lease_expires_at: datetime | None
     heartbeat_at: datetime | None
     intermediate_values: dict[int, float]
+    traceback: str | None = Field(
+        default=None, description="The full traceback of a failed trial, as the worker sent it"
+    )
 
 
 class TrialPage(BaseModel):
@@ -86,6 +103,13 @@ class EnqueuedTrial(BaseModel):
     state: Literal["waiting"] = "waiting"
 
 
+class FailureGroup(BaseModel):
+    """Failed trials that share one cause (their one-line ``reason``)."""
+
+    reason: str
+    count: int
+
+
 class StudySummary(BaseModel):
     """A study at a glance: lifecycle, counts by state, best trial, current round."""
 
@@ -100,6 +124,7 @@ class StudySummary(BaseModel):
     max_concurrent: int | None
     counts: TrialCounts
     best: TrialOut | None
+    failure: str | None = Field(default=None, description="Why the study failed (status failed)")
     created_at: datetime
     updated_at: datetime
 
@@ -108,6 +133,9 @@ class StudyDetail(StudySummary):
     """A study's summary plus its spec (with defaults filled in, e.g. the sampler seed)."""
 
     spec: dict[str, Any]
+    failures: list[FailureGroup] = Field(
+        default_factory=list, description="Failed trials grouped by cause, most frequent first"
+    )
 
 
 class RoundOut(BaseModel):

@@ -95,13 +95,13 @@ def _hone_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status)
 
 
-def _json_safe(value: Any, depth: int = 0) -> Any:
+def _json_safe(value: Any, depth: int = 0, limit: int = 200) -> Any:
     """A 422's echo of the input, made JSON-safe and short: NaN or a lone surrogate in a
     request must not turn its own error into a 500, nor a 10 MB body into a 10 MB answer."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, str):
-        short = value if len(value) <= 200 else value[:200] + "…"
+        short = value if len(value) <= limit else value[:limit] + "…"
         return short.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):
         if depth > 3:
@@ -118,7 +118,12 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {key: _json_safe(value) for key, value in error.items() if key in ("type", "loc", "msg", "input")}
+        # A message may list every known name (all of a trainer's knobs): keep it whole.
+        {
+            key: _json_safe(value, limit=4000 if key == "msg" else 200)
+            for key, value in error.items()
+            if key in ("type", "loc", "msg", "input")
+        }
         for error in exc.errors()[:50]
     ]
     return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -1,5 +1,7 @@
 """Server-sent events of a study: a ``trial`` event for each changed trial, then a
-``summary`` (counts, best), found by polling ``hone_trials.updated_at``.
+``summary`` (counts, best, status), found by polling ``hone_trials.updated_at``; a
+``status`` event (``{"status", "failure"}``) when the study's status changes, and on
+connecting to a study that is not running (a failed study says why).
 
 Polling the database rather than notifying in-process keeps several API replicas (and
 changes made by the reaper or another replica) visible to every open stream. A row
@@ -9,6 +11,7 @@ still caught: each poll looks back ``OVERLAP`` and skips what it already sent.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -54,6 +57,7 @@ async def study_events(
     deadline = time.monotonic() + max_seconds
     sent: dict[int, datetime] = {}
     first = True
+    last_status: dict[str, str | None] | None = None
     while True:
         changed, summary = await run_in_threadpool(_changes, db, study_id=study_id, since=since - OVERLAP)
         if summary is None:
@@ -65,7 +69,11 @@ async def study_events(
             yield {"event": "trial", "id": at.isoformat(), "data": data}
         if fresh or first:
             yield {"event": "summary", "data": summary}
-            first = False
+        state = json.loads(summary)
+        status = {"status": state["status"], "failure": state.get("failure")}
+        if status != last_status and not (first and status["status"] == "running"):
+            yield {"event": "status", "data": json.dumps(status)}
+        last_status, first = status, False
         if changed:
             # A full batch moves on from its last row, so a burst cannot pin the stream.
             since = max(since, changed[-1][1] + (OVERLAP if len(changed) == BATCH else timedelta(0)))

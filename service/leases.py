@@ -55,7 +55,8 @@ def check_live(row: Trial, now: datetime) -> None:
 
 
 def heartbeat(backend: Backend, *, lease_id: str, now: datetime) -> HeartbeatReply:
-    """Extend a live lease by ``grace_period``; ``cancel`` tells the worker the study was stopped."""
+    """Extend a live lease by ``grace_period``; ``cancel`` tells the worker the study was
+    stopped or failed."""
     expires = now + timedelta(seconds=backend.settings.grace_period)
     with backend.db.transaction() as session:
         row = lease_row(session, lease_id)
@@ -70,4 +71,4 @@ def heartbeat(backend: Backend, *, lease_id: str, now: datetime) -> HeartbeatRep
             raise Conflict(f"lease {lease_id} is over")
         status = session.scalar(select(Study.status).where(Study.id == row.study_id))
         worker_registry.heard_from(session, worker=row.worker_id, now=now)
-    return HeartbeatReply(expires_at=expires, cancel=status == "stopped")
+    return HeartbeatReply(expires_at=expires, cancel=status in ("stopped", "failed"))

@@ -7,6 +7,7 @@ trainer's config model, so a mistake is a 422 before the study exists.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -104,10 +105,18 @@ class Objective(SpecModel, WireObjective):
         if key in _OBJECTIVE_KNOBS:
             raise SpecError(loc, f"set {key} as {_OBJECTIVE_KNOBS[key]}, not here")
         if key not in trainer.knobs:
-            raise SpecError(
-                loc,
-                f"{key!r} is not a knob of the {trainer.name} trainer (known: {', '.join(sorted(trainer.knobs))})",
-            )
+            known = sorted(trainer.knobs - set(_OBJECTIVE_KNOBS))
+            raise SpecError(loc, unknown_name(key, known, f"a knob of the {trainer.name} trainer"))
+
+    def check_metric(self) -> None:
+        """Raises SpecError at ``metric`` unless the built-in trainer reports it every epoch
+        for this dataset (a study optimising a metric nobody reports can only fail)."""
+        trainer = self.built_in
+        assert trainer is not None
+        reported = trainer.reported_metrics(self.dataset, self.fixed)
+        if self.metric not in reported:
+            what = f"a metric the {trainer.name} trainer reports on {self.dataset!r}"
+            raise SpecError(("metric",), unknown_name(self.metric, list(reported), what))
 
     def train_config(self, params: Mapping[str, Any] | None = None) -> BaseModel:
         """The built-in trainer's config for ``params`` on top of ``fixed``; raises SpecError."""
@@ -120,12 +129,25 @@ class Objective(SpecModel, WireObjective):
             first = exc.errors()[0]
             field = first["loc"][0] if first["loc"] else None
             where: tuple[str | int, ...] = ("fixed",)
-            if isinstance(field, str) and params and field in params:
+            if field == "dataset" and not (params and field in params):
+                where = ("dataset",)
+                if self.dataset not in trainer.datasets:
+                    what = "a bundled dataset nor a path to a .csv, .parquet or .npz file"
+                    message = unknown_name(str(self.dataset), list(trainer.datasets), what)
+                    raise SpecError(where, message) from None
+            elif isinstance(field, str) and params and field in params:
                 where = ("space", field)
             elif isinstance(field, str) and field in self.fixed:
                 where = ("fixed", field)
             raise SpecError(where, f"invalid for the {trainer.name} trainer: {first['msg']}") from None
         return config
+
+
+def unknown_name(name: str, known: list[str], what: str) -> str:
+    """The message for a name that is not among ``known``: a near miss first, then all of them."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{name!r} is not {what}{hint} (known: {', '.join(known)})"
 
 
 def _built_in(name: object) -> Trainer[Any] | None:

@@ -7,8 +7,15 @@ either the whole ending or none of it (and then the reaper ends the lease once).
 Retries: a configuration failed with ``retry`` (a reaped lease, a worker giving its trial
 back, CUDA out of memory) becomes a new Optuna trial with the same ``config_number`` and
 ``attempt + 1``; the round budget counts first attempts only. Failures count against
-``max_retries``, except a trial given back by a worker that is shutting down (cause
-``shutdown``): nothing went wrong with it.
+``max_retries``.
+
+Not every ``fail`` is a failure: a trial given back by a worker that is shutting down
+(cause ``shutdown``) ends ``interrupted``, one abandoned because its study was stopped
+(``cancelled``) ends ``cancelled``. Neither counts against retries or the study's failure
+policy. In Optuna both are FAIL, Optuna's only state for a trial that ended without a
+result, marked with the trial user attribute ``hone_state`` (see ARCHITECTURE.md).
+A real failure stores a one-line ``reason``, its ``traceback`` apart, and shows the
+reason in optuna-dashboard as the trial user attribute ``hone_failure``.
 """
 
 from __future__ import annotations
@@ -26,16 +33,19 @@ from sqlalchemy.orm import Session
 
 from hone.settings import Settings
 from protocol import FailureCause
-from service import leases, optuna_tables, rounds, worker_registry
+from service import failures, leases, optuna_tables, rounds, worker_registry
 from service.backend import Backend
-from service.tables import Trial
+from service.tables import Study, Trial
 
 logger = logging.getLogger("hone.leases")
 
 Outcome = Literal["complete", "fail", "prune"]
 # Why a trial failed: a worker's word (the wire's failure causes), or the reaper's.
 Cause = FailureCause | Literal["lease_expired"]
-_NOT_COUNTED: tuple[Cause, ...] = ("shutdown",)
+_NOT_COUNTED: tuple[Cause, ...] = ("shutdown", "cancelled")
+# A fail with one of these causes is not a failure: the trial ends in its own state.
+_STATE_OF_CAUSE: dict[Cause, str] = {"shutdown": "interrupted", "cancelled": "cancelled"}
+STATE_ATTR = "hone_state"
 # What workers before the wire's ``cause`` field sent as the reason of a give-back.
 SHUTDOWN_REASON = "worker shutting down"
 _STATE_OF: dict[Outcome, str] = {"complete": "complete", "fail": "failed", "prune": "pruned"}
@@ -65,6 +75,7 @@ def finish(
     metrics: dict[str, float] | None = None,
     reason: str | None = None,
     cause: Cause | None = None,
+    traceback: str | None = None,
     retry: bool = False,
     steps: Mapping[int, float] | None = None,
     now: datetime,
@@ -80,7 +91,10 @@ def finish(
     db = backend.db
     with db.grant_lock, db.transaction() as session:
         row = leases.lease_row(session, lease_id, lock=not db.is_sqlite)
-        if row.state != "running" and _same_result(row, outcome, value=value, reason=reason):
+        if outcome == "fail":
+            cause = cause or ("shutdown" if reason == SHUTDOWN_REASON else "error")
+            reason, traceback = failures.split_reason(reason or "failed", traceback)
+        if row.state != "running" and _same_result(row, outcome, value=value, reason=reason, cause=cause):
             return Finished(row.study_id, row.number, row.state, duplicate=True)
         leases.check_live(row, now)
         if steps:
@@ -88,12 +102,19 @@ def finish(
             last = max([*steps, row.last_step or 0])
             session.execute(update(Trial).where(Trial.id == row.id).values(last_step=last))
         if outcome == "fail":
-            cause = cause or ("shutdown" if reason == SHUTDOWN_REASON else "error")
+            assert cause is not None and reason is not None
             _fail(
-                session, backend.settings, row, reason=reason or "failed", cause=cause, retry=retry, now=now
+                session,
+                backend.settings,
+                row,
+                reason=reason,
+                cause=cause,
+                traceback=traceback,
+                retry=retry,
+                now=now,
             )
-        else:
-            _end(session, row, outcome=outcome, value=value, metrics=metrics, now=now)
+            return Finished(row.study_id, row.number, _fail_state(cause), duplicate=False)
+        _end(session, row, outcome=outcome, value=value, metrics=metrics, now=now)
     return Finished(row.study_id, row.number, _STATE_OF[outcome], duplicate=False)
 
 
@@ -148,9 +169,24 @@ def _end(
 
 
 def _fail(
-    session: Session, settings: Settings, row: Trial, *, reason: str, cause: Cause, retry: bool, now: datetime
+    session: Session,
+    settings: Settings,
+    row: Trial,
+    *,
+    reason: str,
+    cause: Cause,
+    retry: bool,
+    now: datetime,
+    traceback: str | None = None,
 ) -> bool:
-    """Fail ``row``'s trial and re-queue its configuration when allowed; True if re-queued."""
+    """End ``row``'s trial as failed (or interrupted, or cancelled) and re-queue its
+    configuration when allowed; True if re-queued."""
+    state = _fail_state(cause)
+    # Before the state, as Optuna's own set_user_attr then tell(FAIL) would write them.
+    if state == "failed":
+        optuna_tables.set_user_attr(session, trial_id=row.trial_id, key=failures.FAILURE_ATTR, value=reason)
+    else:
+        optuna_tables.set_user_attr(session, trial_id=row.trial_id, key=STATE_ATTR, value=state)
     optuna_tables.finish_trial(session, trial_id=row.trial_id, state=TrialState.FAIL, values=None)
     requeue = retry and (cause in _NOT_COUNTED or _counted_failures(session, row) <= settings.max_retries)
     if requeue:
@@ -163,12 +199,27 @@ def _fail(
     session.execute(
         update(Trial)
         .where(Trial.id == row.id)
-        .values(state="failed", reason=reason[:4000], cause=cause, finished_at=now, updated_at=now)
+        .values(
+            state=state,
+            reason=reason[:4000],
+            cause=cause,
+            traceback=traceback[-100_000:] if traceback else None,
+            finished_at=now,
+            updated_at=now,
+        )
     )
     worker_registry.release(session, row)
+    study = session.get(Study, row.study_id)
+    assert study is not None
+    if state == "failed" and cause not in failures.NOT_THE_STUDYS_FAULT:
+        failures.check_policy(session, study=study, now=now)
     if not requeue:  # a re-queued configuration keeps its round open
         rounds.after_result(session, study_id=row.study_id, round=row.round, now=now)
     return requeue
+
+
+def _fail_state(cause: Cause) -> str:
+    return _STATE_OF_CAUSE.get(cause, "failed")
 
 
 def _counted_failures(session: Session, row: Trial) -> int:
@@ -184,8 +235,11 @@ def _counted_failures(session: Session, row: Trial) -> int:
     return int(session.scalar(query) or 0) + 1
 
 
-def _same_result(row: Trial, outcome: Outcome, *, value: float | None, reason: str | None) -> bool:
-    if row.state != _STATE_OF[outcome]:
+def _same_result(
+    row: Trial, outcome: Outcome, *, value: float | None, reason: str | None, cause: Cause | None
+) -> bool:
+    expected = _fail_state(cause or "error") if outcome == "fail" else _STATE_OF[outcome]
+    if row.state != expected:
         return False
     if outcome == "complete":
         return value is not None and row.value is not None and math.isclose(row.value, value, rel_tol=1e-12)

@@ -26,7 +26,7 @@ from service.tables import Trial, TrialCount
 OrderBy = Literal["value", "number"]
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
-TRIAL_STATES = ("running", "complete", "pruned", "failed")
+TRIAL_STATES = ("running", "complete", "pruned", "failed", "interrupted", "cancelled")
 
 
 def trial_counts(session: Session, *, study_id: int) -> TrialCounts:
@@ -104,6 +104,7 @@ def trial_out(trial: Trial) -> TrialOut:
         value=trial.value,
         last_step=trial.last_step,
         reason=trial.reason,
+        cause=trial.cause,
         worker_id=trial.worker_id,
         started_at=trial.started_at,
         finished_at=trial.finished_at,

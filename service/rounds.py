@@ -1,9 +1,12 @@
 """The round lifecycle of a study on hone's tables: coarse to fine.
 
 Round 1 samples the whole space. When every configuration of round r has finished
-(complete, pruned or failed, none running and no retry pending), round r+1 opens with
-a box narrowed around the best completed trials so far (``service.narrowing``), or
-the study completes after its last round. A person can also preview the next box and
+(complete, pruned, failed or cancelled, none running and no retry pending: an interrupted
+trial is re-queued, so its configuration is pending), round r+1 opens with a box narrowed
+around the best completed trials so far (``service.narrowing``), or the study completes
+after its last round. A round never opens from zero completed trials: a round that ends
+while the study has none fails the study (:mod:`service.failures`), after its last round
+as well as before. A person can also preview the next box and
 open a round by hand, with an explicit box, even past the spec's last round.
 
 Functions take the caller's ``Session`` and never commit: the caller owns the
@@ -21,14 +24,14 @@ from typing import Any, TypedDict
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session, aliased
 
-from service import optuna_tables
+from service import failures, optuna_tables
 from service.caches import study_spec
 from service.narrowing import Box, full_box, narrow, validate_box
 from service.results import configurations_started
 from service.spec import StudySpec
 from service.tables import Round, Study, Trial
 
-FINISHED_STATES = ("complete", "pruned", "failed")
+FINISHED_STATES = ("complete", "pruned", "failed", "interrupted", "cancelled")
 
 
 class RoundCounts(TypedDict):
@@ -40,6 +43,8 @@ class RoundCounts(TypedDict):
     complete: int
     pruned: int
     failed: int
+    interrupted: int
+    cancelled: int
 
 
 def create_first_round(session: Session, *, study: Study, spec: StudySpec, now: datetime) -> Round:
@@ -117,6 +122,8 @@ def round_counts(session: Session, *, study_id: int, round: int) -> RoundCounts:
         "complete": int(by_state.get("complete", 0)),
         "pruned": int(by_state.get("pruned", 0)),
         "failed": int(by_state.get("failed", 0)),
+        "interrupted": int(by_state.get("interrupted", 0)),
+        "cancelled": int(by_state.get("cancelled", 0)),
     }
 
 
@@ -177,7 +184,7 @@ def open_next_round(
 
     The budget is ``trials`` or the spec's next round; past the spec's last round (a
     round opened by hand) ``trials`` is required. ``box`` (validated against the spec)
-    replaces the narrowed box. A completed study runs again. Raises ValueError.
+    replaces the narrowed box. A completed or failed study runs again. Raises ValueError.
     """
     spec = study_spec(study)
     number = study.current_round + 1
@@ -202,8 +209,9 @@ def open_next_round(
     session.add(opened)
     study.current_round = number
     study.updated_at = now
-    if study.status == "completed":
+    if study.status in ("completed", "failed"):
         study.status = "running"
+        failures.clear_failure(session, study=study)
     session.flush()
     _publish(session, opened)
     return opened
@@ -219,7 +227,7 @@ def advance(session: Session, *, study: Study, now: datetime, pending_retries: i
     """
     session.flush()  # refresh would otherwise drop the caller's pending changes to the study
     session.refresh(study, with_for_update=True)
-    if study.status in ("stopped", "completed"):
+    if study.status in ("stopped", "completed", "failed"):
         return False
     if pending_retries is None:
         pending_retries = int(session.scalar(select(optuna_tables.waiting_query(study.id))) or 0)
@@ -227,6 +235,19 @@ def advance(session: Session, *, study: Study, now: datetime, pending_retries: i
         session, study=study, round=study.current_round, pending_retries=pending_retries
     ):
         return False
+    if not _completed(session, study=study):
+        counts = round_counts(session, study_id=study.id, round=study.current_round)
+        top = failures.failure_groups(session, study_id=study.id)
+        close_round(session, study=study, now=now)
+        failures.fail_study(
+            session,
+            study=study,
+            failure=f"round {study.current_round} ended without a completed trial in the study "
+            f"({counts['failed']} failed, {counts['pruned']} pruned)"
+            + (f"; most often: {top[0].reason}" if top else ""),
+            now=now,
+        )
+        return True
     if study.current_round < len(study_spec(study).rounds):
         open_next_round(session, study=study, now=now)
         return True
@@ -234,6 +255,14 @@ def advance(session: Session, *, study: Study, now: datetime, pending_retries: i
     study.status = "completed"
     study.updated_at = now
     return True
+
+
+def _completed(session: Session, *, study: Study) -> bool:
+    """Whether the study has a completed trial with a value (what narrowing needs)."""
+    query = select(Trial.id).where(
+        Trial.study_id == study.id, Trial.state == "complete", Trial.value.is_not(None)
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def after_result(session: Session, *, study_id: int, round: int, now: datetime) -> None:

@@ -63,6 +63,7 @@ __all__ = [
     "CategoricalParam",
     "Choice",
     "Direction",
+    "FailurePolicy",
     "FloatParam",
     "IntParam",
     "NarrowingSpec",
@@ -101,6 +102,23 @@ class NarrowingSpec(SpecModel):
     min_width: float = Field(default=0.5, ge=0, le=1)
 
 
+class FailurePolicy(SpecModel):
+    """When a study is hopeless and stops as ``failed``, rather than running its budget.
+
+    A failure here is a trial the worker reported failed (an exception, a timeout, out of
+    memory); a lease the reaper expired (a machine died) and trials interrupted or
+    cancelled do not count. The study fails when its first ``first_trials`` results are
+    all failures with the same reason, or when at least ``min_finished`` trials have
+    finished and more than ``max_failure_rate`` of them failed. ``first_trials: 0`` and
+    ``max_failure_rate: null`` turn the rules off. Independently, a round that ends with no
+    completed trial in the whole study fails it: there is nothing to narrow around.
+    """
+
+    first_trials: int = Field(default=5, ge=0, le=MAX_TOTAL_TRIALS)
+    max_failure_rate: float | None = Field(default=0.9, gt=0, lt=1)
+    min_finished: int = Field(default=20, ge=1, le=MAX_TOTAL_TRIALS)
+
+
 class StudySpec(SpecModel):
     """A whole study, as submitted. ``"trials": N`` is shorthand for ``"rounds": [{"trials": N}]``."""
 
@@ -112,6 +130,7 @@ class StudySpec(SpecModel):
     rounds: list[RoundSpec] = Field(min_length=1, max_length=MAX_ROUNDS)
     narrowing: NarrowingSpec = Field(default_factory=NarrowingSpec)
     max_concurrent: int | None = Field(default=None, ge=1, le=MAX_ROUND_TRIALS)
+    failure_policy: FailurePolicy = Field(default_factory=FailurePolicy)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -191,6 +210,11 @@ class StudySpec(SpecModel):
                 raise SpecError(("objective", "fixed", name), f"{name!r} is both fixed and searched in space")
         if self.objective.built_in is not None:
             self._check_trainer_space()
+            if not stored:
+                try:
+                    self.objective.check_metric()
+                except SpecError as exc:
+                    raise SpecError(("objective", *exc.loc), exc.message) from None
         self.sampler.check_space(self.space)
         if not stored:
             try:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from protocol import EnqueuedTrial, StudyDetail, StudySummary, TrialCounts
-from service import optuna_tables, rounds
+from service import failures, optuna_tables, rounds
 from service.caches import study_spec
 from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
@@ -28,10 +28,11 @@ from service.tables import Round, Study, Trial, TrialCount
 Action = Literal["pause", "resume", "stop"]
 SPEC_ATTR = "hone_spec"
 # From each status, where each action leads; a missing entry is a conflict (409).
+# A failed study may be resumed (after fixing what failed it) or stopped for good.
 _TRANSITIONS: dict[Action, dict[str, str]] = {
     "pause": {"running": "paused", "paused": "paused"},
-    "resume": {"paused": "running", "running": "running"},
-    "stop": {"running": "stopped", "paused": "stopped", "stopped": "stopped"},
+    "resume": {"paused": "running", "running": "running", "failed": "running"},
+    "stop": {"running": "stopped", "paused": "stopped", "stopped": "stopped", "failed": "stopped"},
 }
 
 
@@ -92,13 +93,18 @@ def summarise(session: Session, *, study: Study, counts: TrialCounts | None = No
         max_concurrent=study.max_concurrent,
         counts=counts if counts is not None else trial_counts(session, study_id=study.id),
         best=trial_out(best) if best is not None else None,
+        failure=study.failure,
         created_at=study.created_at,
         updated_at=study.updated_at,
     )
 
 
 def detail(session: Session, *, study: Study) -> StudyDetail:
-    return StudyDetail(**summarise(session, study=study).model_dump(), spec=study.spec)
+    return StudyDetail(
+        **summarise(session, study=study).model_dump(),
+        spec=study.spec,
+        failures=failures.failure_groups(session, study_id=study.id),
+    )
 
 
 def list_studies(
@@ -120,6 +126,8 @@ def change_status(db: Database, *, study_id: int, action: Action, now: datetime)
         if target is None:
             raise Conflict(f"cannot {action} a study that is {study.status}")
         if target != study.status:
+            if study.status == "failed" and target == "running":
+                failures.clear_failure(session, study=study)
             study.status = target
             study.updated_at = now
     return study

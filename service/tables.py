@@ -75,8 +75,10 @@ class Study(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     direction: Mapped[str] = mapped_column(String(16))  # "minimize" | "maximize"
     metric: Mapped[str] = mapped_column(String(128))
-    # "running" | "paused" | "stopped" | "completed"
+    # "running" | "paused" | "stopped" | "completed" | "failed"
     status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    # Why a failed study failed (service.failures), shown by the API, CLI and dashboard.
+    failure: Mapped[str | None] = mapped_column(Text, nullable=True)
     current_round: Mapped[int] = mapped_column(Integer, default=1)
     max_concurrent: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -126,12 +128,13 @@ class Trial(Base):
     round: Mapped[int] = mapped_column(Integer)
     config_number: Mapped[int] = mapped_column(Integer)  # number of the configuration's first attempt
     attempt: Mapped[int] = mapped_column(Integer, default=0)
-    # "running" | "complete" | "pruned" | "failed"
+    # "running" | "complete" | "pruned" | "failed" | "interrupted" | "cancelled"
     state: Mapped[str] = mapped_column(String(16))
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why pruned / failed
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # one line: why it ended so
+    traceback: Mapped[str | None] = mapped_column(Text, nullable=True)  # a failure's full text
     # A failure's cause (service.outcomes.Cause): shutdowns do not count against retries.
     cause: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lease_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)

@@ -46,7 +46,8 @@ class Trainer(ABC, Generic[ConfigT]):
         knobs: the config fields a study may fix or search over.
         datasets: the dataset names it ships with (others are paths to files).
         default_dataset: the dataset of a study that names none.
-        metrics: the metrics it reports after every epoch.
+        metrics: every metric it may report after an epoch (what a study's
+            ``objective.metric`` may name); :meth:`reported_metrics` narrows them by task.
     """
 
     name: ClassVar[str]
@@ -59,6 +60,11 @@ class Trainer(ABC, Generic[ConfigT]):
     def classifies(self, dataset: object, fixed: Mapping[str, Any]) -> bool:
         """Whether a study on ``dataset`` with ``fixed`` knobs is a classification task
         (its metric then defaults to ``val_accuracy``, maximised; else ``val_loss``)."""
+
+    def reported_metrics(self, dataset: object, fixed: Mapping[str, Any]) -> tuple[str, ...]:
+        """The metrics a run on ``dataset`` with ``fixed`` knobs reports every epoch (all of
+        :attr:`metrics` where the task is only known when the data is loaded)."""
+        return self.metrics
 
     @abstractmethod
     def config(self, values: Mapping[str, Any]) -> ConfigT:

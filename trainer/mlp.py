@@ -18,15 +18,18 @@ class MlpTrainer(Trainer[TrainConfig]):
     knobs = KNOBS
     datasets = BUNDLED_DATASETS
     default_dataset = "digits"
+    # What trainer.run's epochs report: val_accuracy for classification, val_rmse for regression.
     metrics = ("train_loss", "val_loss", "val_accuracy", "val_rmse", "lr", "seconds")
 
     def classifies(self, dataset: object, fixed: Mapping[str, Any]) -> bool:
-        task = fixed.get("task", "auto")
-        if task in ("classification", "regression"):
-            return bool(task == "classification")
-        if dataset == "synthetic":
-            return bool(fixed.get("synthetic_classes", 2) != 0)
-        return dataset in BUNDLED_DATASETS and dataset not in _REGRESSION_DATASETS
+        return _task(dataset, fixed) == "classification"
+
+    def reported_metrics(self, dataset: object, fixed: Mapping[str, Any]) -> tuple[str, ...]:
+        task = _task(dataset, fixed)
+        if task is None:
+            return self.metrics
+        other = "val_rmse" if task == "classification" else "val_accuracy"
+        return tuple(m for m in self.metrics if m != other)
 
     def config(self, values: Mapping[str, Any]) -> TrainConfig:
         return TrainConfig.model_validate(values)
@@ -36,3 +39,15 @@ class MlpTrainer(Trainer[TrainConfig]):
         from trainer.run import train
 
         return train(config, on_epoch)
+
+
+def _task(dataset: object, fixed: Mapping[str, Any]) -> str | None:
+    """The task a study's data makes, or None when only loading a user's file tells."""
+    task = fixed.get("task", "auto")
+    if task in ("classification", "regression"):
+        return str(task)
+    if dataset == "synthetic":
+        return "classification" if fixed.get("synthetic_classes", 2) != 0 else "regression"
+    if dataset in BUNDLED_DATASETS:
+        return "regression" if dataset in _REGRESSION_DATASETS else "classification"
+    return None

@@ -189,10 +189,13 @@ class LeaseClient:
         reason: str,
         retry: bool,
         cause: FailureCause = "error",
+        traceback: str | None = None,
         steps: list[HeldStep] | None = None,
         deadline: float = 3600.0,
     ) -> FinishedOut:
-        body = FailIn.model_construct(reason=reason, cause=cause, retry=retry, steps=steps or [])
+        body = FailIn.model_construct(
+            reason=reason, cause=cause, traceback=traceback, retry=retry, steps=steps or []
+        )
         return self._lease_call(lease_id, "fail", body, FinishedOut, deadline)
 
     def prune(self, lease_id: str, *, deadline: float = 3600.0) -> FinishedOut:

@@ -37,6 +37,7 @@ from worker.objectives import (
     Diverged,
     Outcome,
     failure_reason,
+    failure_traceback,
     is_out_of_memory,
     release_device_memory,
     run_objective,
@@ -49,7 +50,7 @@ EXIT_FATAL = 2  # bad token or role: restarting cannot help
 EXIT_TIMEOUT = 3  # a trial overran objective.timeout_s and was abandoned
 # The reason text of a trial given back at shutdown; the service goes by cause="shutdown".
 SHUTDOWN_REASON = "worker shutting down"
-CANCELLED_REASON = "cancelled: study stopped"
+CANCELLED_REASON = "cancelled: study stopped or failed"
 
 
 @dataclass(frozen=True)
@@ -313,11 +314,11 @@ class SlotLoop:
         with self._sending:
             steps = [s.held() for s in self.pacer.take()]
         if error is not None:
-            reason, cause = failure_reason(error), _cause_of(error)
+            reason, cause, text = failure_reason(error), _cause_of(error), failure_traceback(error)
             if run.gave_back:
-                reason, cause = SHUTDOWN_REASON, "shutdown"
+                reason, cause, text = SHUTDOWN_REASON, "shutdown", None
             elif run.cancelled:
-                reason, cause = CANCELLED_REASON, "cancelled"
+                reason, cause, text = CANCELLED_REASON, "cancelled", None
             # Out of memory may pass when the device's other trials end: worth another try.
             retry = run.gave_back or is_out_of_memory(error)
             if not isinstance(error, Diverged | BadObjective) and not run.gave_back and not run.cancelled:
@@ -326,8 +327,10 @@ class SlotLoop:
                 self._deliver(run, "prune")
                 self._log_end(run, "pruned", None, None)
                 return
-            self._deliver(run, "fail", reason=reason, cause=cause, retry=retry, steps=steps)
-            self._log_end(run, "failed", None, reason)
+            self._deliver(run, "fail", reason=reason, cause=cause, traceback=text, retry=retry, steps=steps)
+            self._log_end(
+                run, {"shutdown": "given back", "cancelled": "cancelled"}.get(cause, "failed"), None, reason
+            )
             return
         assert outcome is not None
         if outcome.stopped and run.pruned:
@@ -335,7 +338,7 @@ class SlotLoop:
             self._log_end(run, "pruned", None, None)
         elif outcome.stopped and run.cancelled:
             self._deliver(run, "fail", reason=CANCELLED_REASON, cause="cancelled", retry=False, steps=steps)
-            self._log_end(run, "failed", None, "cancelled")
+            self._log_end(run, "cancelled", None, CANCELLED_REASON)
         elif outcome.stopped and run.gave_back:
             self._deliver(run, "fail", reason=SHUTDOWN_REASON, cause="shutdown", retry=True, steps=steps)
             self._log_end(run, "given back", None, SHUTDOWN_REASON)
@@ -355,6 +358,7 @@ class SlotLoop:
         metrics: dict[str, float] | None = None,
         reason: str = "",
         cause: FailureCause = "error",
+        traceback: str | None = None,
         retry: bool = False,
         steps: list[HeldStep] | None = None,
         deadline: float = 3600.0,
@@ -367,7 +371,9 @@ class SlotLoop:
             lease = run.grant.lease.id
             try:
                 try:
-                    self._send_result(action, lease, value, metrics, reason, cause, retry, steps, deadline)
+                    self._send_result(
+                        action, lease, value, metrics, (reason, cause, traceback), retry, steps, deadline
+                    )
                 except ApiRejected as error:
                     if not steps:
                         raise
@@ -377,7 +383,9 @@ class SlotLoop:
                         "held-back steps refused, sending the result without them",
                         extra={"fields": {"lease": lease, "error": str(error)}},
                     )
-                    self._send_result(action, lease, value, metrics, reason, cause, retry, None, deadline)
+                    self._send_result(
+                        action, lease, value, metrics, (reason, cause, traceback), retry, None, deadline
+                    )
             except LeaseGone as error:
                 self.log.warning(
                     "result refused (late or superseded lease), moving on",
@@ -394,8 +402,7 @@ class SlotLoop:
         lease: str,
         value: float,
         metrics: dict[str, float] | None,
-        reason: str,
-        cause: FailureCause,
+        why: tuple[str, FailureCause, str | None],
         retry: bool,
         steps: list[HeldStep] | None,
         deadline: float,
@@ -403,7 +410,16 @@ class SlotLoop:
         if action == "complete":
             self.client.complete(lease, value=value, metrics=metrics or {}, steps=steps, deadline=deadline)
         elif action == "fail":
-            self.client.fail(lease, reason=reason, cause=cause, retry=retry, steps=steps, deadline=deadline)
+            reason, cause, traceback = why
+            self.client.fail(
+                lease,
+                reason=reason,
+                cause=cause,
+                traceback=traceback,
+                retry=retry,
+                steps=steps,
+                deadline=deadline,
+            )
         else:
             self.client.prune(lease, deadline=deadline)
 

@@ -127,7 +127,7 @@ def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise BadObjective(f"cannot import {module_name!r}: {error}") from error
+        raise BadObjective(f"cannot import {module_name!r}: {type(error).__name__}: {error}") from error
     function = getattr(module, attribute, None)
     if not callable(function):
         raise BadObjective(f"{entrypoint!r} is not a callable")
@@ -145,16 +145,22 @@ def release_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def failure_reason(error: BaseException, *, lines: int = 6) -> str:
-    """The last lines of the traceback: enough to see what broke, short enough for a table."""
-    if isinstance(error, Diverged):
-        return str(error)
+def failure_reason(error: BaseException) -> str:
+    """One line a person can read in a table: the exception's type and message
+    (``KeyError: 'accuracy'``), or what happened (diverged, out of memory, cannot import)."""
+    message = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    if isinstance(error, Diverged | BadObjective):
+        return message[:500] or type(error).__name__
     if is_out_of_memory(error):
-        return (
-            f"CUDA out of memory: {str(error).splitlines()[0][:300] if str(error) else type(error).__name__}"
-        )
-    text = "".join(traceback.format_exception(error)).rstrip().splitlines()
-    return "\n".join(text[-lines:])[-2000:]
+        return f"CUDA out of memory: {message[:300] or type(error).__name__}"
+    return f"{type(error).__name__}: {message}"[:500] if message else type(error).__name__
+
+
+def failure_traceback(error: BaseException) -> str | None:
+    """The full traceback, sent beside the one-line reason (none for a divergence: no bug)."""
+    if isinstance(error, Diverged):
+        return None
+    return "".join(traceback.format_exception(error)).rstrip()[-100_000:]
 
 
 def _as_metrics(data: object) -> dict[str, float]:

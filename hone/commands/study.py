@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
@@ -29,9 +30,10 @@ from hone.settings import DEFAULT_DATA_DIR, get_settings
 from protocol import RoundOut, StudySummary, TrialCounts
 
 ADMIN_TOKEN_FILE = "admin-token"
-STATES = ("running", "complete", "pruned", "failed")
-FINISHED_STATES = ("complete", "pruned", "failed")
-DONE_STATUSES = ("completed", "stopped")
+STATES = ("running", "complete", "pruned", "failed", "interrupted", "cancelled")
+# Interrupted trials run again (re-queued): only these count as done in the progress bar.
+FINISHED_STATES = ("complete", "pruned", "failed", "cancelled")
+DONE_STATUSES = ("completed", "stopped", "failed")
 
 study_app = typer.Typer(help="Create, follow and manage studies.", no_args_is_help=True)
 console = Console()
@@ -161,6 +163,11 @@ def show(study_id: StudyId, api: ApiOption = None, token: TokenOption = None) ->
         study = client.get_study(study_id)
         rounds = client.rounds(study_id)
     console.print(render_summary(study, rounds, started=None))
+    if study.failures:
+        causes = Table("trials", "failed with", title="failures by cause")
+        for group in study.failures:
+            causes.add_row(str(group.count), escape(group.reason))
+        console.print(causes)
     best = study.best
     if best is not None and best.params:
         params = Table("parameter", "best value", title=f"best trial #{best.number}")
@@ -202,6 +209,8 @@ def follow(
         console.line()
     best = best_value(study)
     console.print(f"study {study_id} {study.status}; best value {format_value(best)}")
+    if study.failure:
+        console.print(f"[red]failed:[/red] {escape(study.failure)}")
 
 
 @study_app.command("pause")
@@ -338,6 +347,8 @@ def render_summary(
         f"best so far [bold green]{format_value(best_value(study))}[/bold green]",
     )
     parts: list[Any] = [header, states]
+    if study.failure:
+        parts.append(f"[bold red]failed:[/bold red] {escape(study.failure)}")
 
     if current is not None:
         parts.append(

@@ -150,7 +150,7 @@ def complete(lease_id: str, body: CompleteIn, backend: BackendDep, _principal: W
 @router.post(
     "/{lease_id}/fail",
     response_model=FinishedOut,
-    summary="Fail the trial with a reason; retry re-queues its configuration",
+    summary="Fail the trial with a reason (shutdown: interrupted, cancelled: cancelled); retry re-queues",
     responses=error_responses(404, 409, 422),
 )
 def fail(lease_id: str, body: FailIn, backend: BackendDep, _principal: WorkerAuth) -> FinishedOut:
@@ -161,6 +161,7 @@ def fail(lease_id: str, body: FailIn, backend: BackendDep, _principal: WorkerAut
         reason=body.reason,
         retry=body.retry,
         cause=body.cause,
+        traceback=body.traceback,
         steps=_step_values(body.steps, "steps"),
         now=utcnow(),
     )

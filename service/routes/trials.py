@@ -65,6 +65,7 @@ def get_trial(study_id: int, number: int, db: DbDep, _principal: ReadAuth) -> Tr
         lease_expires_at=trial.lease_expires_at,
         heartbeat_at=trial.heartbeat_at,
         intermediate_values=intermediate,
+        traceback=trial.traceback,
     )
 
 

@@ -189,6 +189,37 @@ def test_a_failure_and_its_retry_are_stored_as_tell_and_enqueue_would_store_them
     assert stored.user_attrs == asked.user_attrs and stored.system_attrs == asked.system_attrs
 
 
+@pytest.mark.parametrize(
+    ("body", "attr"),
+    [
+        (
+            {"reason": "worker shutting down", "cause": "shutdown", "retry": True},
+            ("hone_state", "interrupted"),
+        ),
+        ({"reason": "cancelled: study stopped", "cause": "cancelled"}, ("hone_state", "cancelled")),
+        ({"reason": "Traceback ...\nKeyError: 'accuracy'"}, ("hone_failure", "KeyError: 'accuracy'")),
+    ],
+    ids=["interrupted", "cancelled", "failed"],
+)
+def test_an_ending_without_a_result_is_stored_as_set_user_attr_and_tell_fail_would_store_it(
+    api: Api, body: dict[str, Any], attr: tuple[str, str]
+) -> None:
+    study = api.create_study(objective=OBJECTIVE, space=SPACE, rounds=[{"trials": 3}])
+    grant = lease(api, study["id"])
+    assert api.post(f"/leases/{grant['lease']['id']}/fail", "worker", json=body).status_code == 200
+    ours = optuna.load_study(study_name=study["name"], storage=api.app.state.storage).trials[0]
+
+    scratch = optuna.create_study()
+    told = scratch.ask()
+    for key, value in {**ours.user_attrs, attr[0]: attr[1]}.items():
+        told.set_user_attr(key, value)
+    scratch.tell(told, state=optuna.trial.TrialState.FAIL)
+    theirs = scratch.trials[0]
+    assert ours.user_attrs[attr[0]] == attr[1]
+    expected = _comparable(theirs) | {"params": ours.params, "distributions": ours.distributions}
+    assert _comparable(ours) == expected
+
+
 def test_an_enqueued_configuration_is_stored_as_enqueue_trial_would_store_it(api: Api) -> None:
     study = api.create_study(objective=OBJECTIVE, space=SPACE, rounds=[{"trials": 3}])
     params = {"lr": 0.01, "optimizer": "adam"}

@@ -37,6 +37,8 @@ def test_opening_the_next_round_closes_the_current_one_with_its_best(api: Api) -
         "complete": 0,
         "pruned": 0,
         "failed": 0,
+        "interrupted": 0,
+        "cancelled": 0,
         "total": 0,
         "configurations": 0,
     }

@@ -101,6 +101,8 @@ def test_the_summary_counts_by_state_and_names_the_best(api: Api) -> None:
         "complete": 3,
         "pruned": 1,
         "failed": 1,
+        "interrupted": 0,
+        "cancelled": 0,
         "total": 5,
         "configurations": None,
     }

@@ -36,7 +36,7 @@ def test_pages_by_number_cover_every_trial_once(api: Api) -> None:
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
 def test_pages_by_value_put_the_best_first_and_missing_values_last(api: Api, direction: str) -> None:
-    study_id = api.create_study(objective={"metric": "m", "direction": direction})["id"]
+    study_id = api.create_study(objective={"metric": "val_loss", "direction": direction})["id"]
     values = [3.0, None, 1.0, 2.0, 1.0, None, 5.0]
     add_trials(api.db, study_id=study_id, values=values)
     ranked = _all_pages(api, study_id, order_by="value", limit=2)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -130,6 +131,25 @@ def test_pause_resume_stop_change_the_status_and_watch_exits_on_a_stopped_study(
     watched = live_api.study("watch", study_id)
     assert watched.returncode == 0, watched.stderr
     assert "stopped" in watched.stdout
+
+
+def test_show_and_watch_say_a_study_failed_and_group_its_failures_by_cause(live_api: LiveApi) -> None:
+    spec = live_api.spec_file("cli-failed", failure_policy={"first_trials": 2})
+    study_id = created_id(live_api.study("create", str(spec)).stdout)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=f"{live_api.url}/api/v1", headers=headers) as api:
+        for _ in range(2):
+            grant = api.post("/leases", json={"worker": "w", "studies": [study_id]}).json()
+            body = {"reason": "KeyError: 'accuracy'", "traceback": "Traceback ...\nKeyError: 'accuracy'"}
+            assert api.post(f"/leases/{grant['lease']['id']}/fail", json=body).status_code == 200
+    shown = live_api.study("show", str(study_id))
+    assert shown.returncode == 0, shown.stderr
+    assert "status failed" in shown.stdout
+    assert "the first 2 trials failed with the same cause: KeyError: 'accuracy'" in shown.stdout
+    assert re.search(r"2\s+│\s+KeyError: 'accuracy'", shown.stdout), shown.stdout
+    watched = live_api.study("watch", str(study_id))
+    assert watched.returncode == 0, watched.stderr
+    assert f"study {study_id} failed" in watched.stdout and "failed: the first 2 trials" in watched.stdout
 
 
 def test_export_writes_csv_and_json(live_api: LiveApi, tmp_path: Path) -> None:

@@ -125,7 +125,15 @@ def test_round_counts_count_configurations_not_attempts(db: Database, example: d
         _trial(session, study, number=4, state="pruned", value=0.1)
         _trial(session, study, number=5, state="running", round=2)
         counts = round_counts(session, study_id=study.id, round=1)
-    assert counts == {"started": 4, "running": 1, "complete": 1, "pruned": 1, "failed": 1}
+    assert counts == {
+        "started": 4,
+        "running": 1,
+        "complete": 1,
+        "pruned": 1,
+        "failed": 1,
+        "interrupted": 0,
+        "cancelled": 0,
+    }
 
 
 def test_a_round_is_finished_when_its_budget_ran_and_nothing_is_left(

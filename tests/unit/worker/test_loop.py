@@ -40,7 +40,7 @@ class FakeApi:
                     "trial": {"number": 0, "params": {"x": 1.0}, "round": 1},
                     "objective": {
                         "trainer": "python",
-                        "entrypoint": f"fake_objectives:{name}",
+                        "entrypoint": "no_such_module:f" if name == "missing" else f"fake_objectives:{name}",
                         "metric": "m",
                         "direction": "minimize",
                     },
@@ -120,6 +120,22 @@ def test_every_kind_of_trial_ending_is_reported_and_the_loop_goes_on() -> None:
     assert "/leases/prunable/prune" in finished
     steps = [b["step"] for p, b in api.calls if p == "/leases/prunable/report"]
     assert steps == [1, 2, 3]
+
+
+def test_a_failure_sends_a_one_line_reason_and_the_full_traceback() -> None:
+    api = FakeApi(["broken", "missing"])
+    run(api)
+    finished = dict(api.finished())
+    broken = finished["/leases/broken/fail"]
+    assert broken["reason"] == "KeyError: 'no such column: age'"
+    assert broken["cause"] == "error"
+    assert broken["traceback"].startswith("Traceback (most recent call last):")
+    assert 'raise KeyError("no such column: age")' in broken["traceback"]
+    missing = finished["/leases/missing/fail"]
+    assert missing["reason"] == (
+        "cannot import 'no_such_module': ModuleNotFoundError: No module named 'no_such_module'"
+    )
+    assert "\n" not in missing["reason"] and "ModuleNotFoundError" in missing["traceback"]
 
 
 def test_a_409_on_a_late_result_is_logged_and_the_worker_goes_on() -> None:
