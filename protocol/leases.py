@@ -28,7 +28,7 @@ MAX_STEPS_PER_CALL = 10_000
 # at shutdown is not the trial's fault and costs no retry.
 # A trial given back at shutdown ends ``interrupted``, a cancelled one ``cancelled``:
 # neither counts as a failure.
-FailureCause = Literal["shutdown", "cancelled", "timeout", "out_of_memory", "error"]
+FailureCause = Literal["shutdown", "cancelled", "timeout", "out_of_memory", "diverged", "error"]
 
 Metrics = Annotated[dict[str, float], Field(default_factory=dict, max_length=64)]
 
@@ -147,7 +147,8 @@ class FailIn(BaseModel):
     cause: FailureCause | None = Field(
         default=None,
         description="What ended the trial: shutdown (given back, costs no retry), cancelled "
-        "(study stopped), timeout, out_of_memory, or error; absent: error (workers before this "
+        "(study stopped), timeout, out_of_memory, diverged (the configuration's loss became NaN "
+        "or infinite: the search's outcome, never a sign the study is broken), or error; absent: error (workers before this "
         "field gave a trial back with the reason 'worker shutting down', read as shutdown)",
     )
     traceback: str | None = Field(

@@ -23,8 +23,10 @@ from service.caches import study_spec
 from service.tables import Study, Trial, TrialCount
 
 FAILURE_ATTR = "hone_failure"
-# Causes that say nothing about the study: a machine that died (the reaper's expiry).
-NOT_THE_STUDYS_FAULT = ("lease_expired",)
+# Causes that say nothing about the study: a machine that died (the reaper's expiry), or a
+# configuration whose loss blew up (a wide learning-rate range diverges at its top: the
+# search learns from it; a study with no completed trial still fails when its round ends).
+NOT_THE_STUDYS_FAULT = ("lease_expired", "diverged")
 MAX_REASON = 500
 MAX_GROUPS = 20
 

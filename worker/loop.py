@@ -440,6 +440,8 @@ class SlotLoop:
 
 
 def _cause_of(error: BaseException) -> FailureCause:
+    if isinstance(error, Diverged):
+        return "diverged"
     return "out_of_memory" if is_out_of_memory(error) else "error"
 
 

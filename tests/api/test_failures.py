@@ -182,3 +182,11 @@ def test_the_event_stream_says_a_study_failed(api: Api) -> None:
     assert statuses == [
         {"status": "failed", "failure": "the first 1 trials failed with the same cause: KeyError: 'accuracy'"}
     ]
+
+
+def test_diverged_trials_never_fail_a_study_by_the_failure_policy(api: Api) -> None:
+    study = api.create_study(rounds=[{"trials": 8}, {"trials": 8}])
+    for _ in range(6):
+        fail(api, reason="diverged: val_loss became NaN or infinite", cause="diverged")
+    assert api.get(f"/studies/{study['id']}").json()["status"] == "running"
+    assert lease(api).status_code == 201

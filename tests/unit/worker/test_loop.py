@@ -207,7 +207,7 @@ def test_each_failure_is_sent_with_its_cause() -> None:
     run(api)
     causes = {path: body["cause"] for path, body in api.finished()}
     assert causes == {
-        "/leases/nan/fail": "error",
+        "/leases/nan/fail": "diverged",
         "/leases/broken/fail": "error",
         "/leases/oom/fail": "out_of_memory",
     }
