@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from hone.settings import Settings, get_settings
+from service.api_docs import serve_docs
 from service.db import Database
 from service.errors import HoneError, InvalidInput
 from service.metrics import Metrics, MetricsMiddleware
@@ -171,7 +172,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Hyperparameter search as a service: studies, rounds, trials and leases over REST.",
         lifespan=_lifespan,
         max_body_size=MAX_BODY_BYTES,
+        docs_url=None,  # served by service.api_docs from installed files, not a CDN
+        redoc_url=None,
     )
+    serve_docs(app, title="hone")
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
     app.state.storage = _storage_if_ready(settings.database_url)
