@@ -1,9 +1,10 @@
 """``hone study …``: create, follow and manage studies through the API.
 
 Every command talks to the API with :class:`hone.client.Client`. The API URL and token
-come from ``--api`` / ``--token``, else ``HONE_API_URL`` / ``HONE_TOKEN`` (or ``.env``),
-else the admin token that ``hone up`` keeps in ``hone-data/admin-token`` — so on a laptop
-nothing needs to be copied. Failures print one red line: exit 1 when the API refuses or
+come from ``--api`` / ``--token``, else ``HONE_API_URL`` / ``HONE_TOKEN`` (the environment,
+``.env``, or the per-user file where ``hone up`` stores them: ``hone.settings.user_config_file``),
+else the admin token in ``hone-data/admin-token`` — so on a laptop nothing needs to be
+copied, from any directory. Failures print one red line: exit 1 when the API refuses or
 cannot be reached, 2 when the input is wrong.
 """
 
@@ -48,7 +49,7 @@ TokenOption = Annotated[
     typer.Option(
         "--token",
         envvar="HONE_TOKEN",
-        help="Bearer token [default: HONE_TOKEN, else hone-data/admin-token from `hone up`]",
+        help="Bearer token [default: HONE_TOKEN, as `hone up` stores it]",
         show_default=False,
     ),
 ]
@@ -65,7 +66,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def resolve_token(token: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> str | None:
-    """The flag or HONE_TOKEN, else the token in .env, else the one `hone up` wrote."""
+    """The flag or HONE_TOKEN (environment, .env, the per-user file), else hone-data/admin-token."""
     if token:
         return token
     try:

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hone.cli import app
+from hone.settings import store_user_config
 from tests.integration.processes import (
     ADMIN_TOKEN,
     REPO,
@@ -179,6 +180,16 @@ def test_without_a_token_the_cli_uses_the_one_hone_up_keeps(live_api: LiveApi, t
     (tmp_path / "hone-data").mkdir()
     (tmp_path / "hone-data" / "admin-token").write_text(ADMIN_TOKEN + "\n")
     result = live_api.study("list", token=None, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_cli_finds_the_api_and_token_hone_up_stored_from_any_directory(
+    live_api: LiveApi, tmp_path: Path
+) -> None:
+    store_user_config({"HONE_API_URL": live_api.url, "HONE_TOKEN": ADMIN_TOKEN})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()  # no .env, no hone-data/
+    result = run_hone("study", "list", env=clean_env(), cwd=elsewhere, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
