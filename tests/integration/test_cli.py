@@ -6,12 +6,15 @@ error is one red line and an exit code, never a traceback.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from hone.cli import app
@@ -52,6 +55,31 @@ def test_every_subcommand_has_help(args: list[str]) -> None:
     result = CliRunner().invoke(app, [*args, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def _command(args: list[str]) -> Any:
+    command: Any = typer.main.get_command(app)
+    for name in args:
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize("args", SUBCOMMANDS, ids=" ".join)
+def test_help_fits_80_columns_and_names_every_option_whole(args: list[str]) -> None:
+    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80, result.output
+    assert "…" not in result.output and "<bool>" not in result.output
+    for parameter in _command(args).params:
+        for name in getattr(parameter, "opts", []):
+            if name.startswith("--"):
+                assert re.search(rf"(^|[ ,/]){re.escape(name)}($|[ ,/=])", result.output, re.M), name
+
+
+def test_hone_version_prints_the_installed_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"hone {importlib.metadata.version('hone')}"
 
 
 def test_a_report_overhead_outside_zero_to_one_is_one_clear_error() -> None:
