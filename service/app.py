@@ -116,10 +116,19 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     return _json_safe(str(value), depth)
 
 
+def _plain(key: str, value: Any) -> Any:
+    # pydantic prefixes a validator's ValueError with "Value error, "; the rest is ours.
+    return value.removeprefix("Value error, ") if key == "msg" and isinstance(value, str) else value
+
+
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {key: _json_safe(value) for key, value in error.items() if key in ("type", "loc", "msg", "input")}
+        {
+            key: _json_safe(_plain(key, value))
+            for key, value in error.items()
+            if key in ("type", "loc", "msg", "input")
+        }
         for error in exc.errors()[:50]
     ]
     return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

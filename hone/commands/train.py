@@ -138,7 +138,8 @@ def build_config(values: dict[str, Any]) -> TrainConfig:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or "config"
             got = f" (got {error['input']!r})" if error["type"] != "missing" and error["loc"] else ""
-            problems.append(f"{field}: {error['msg']}{got}")
+            message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix, not the user's words
+            problems.append(f"{field}: {message}{got}")
         fail("invalid config: " + "; ".join(problems))
 
 

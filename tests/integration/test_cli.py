@@ -226,3 +226,10 @@ def test_the_example_study_is_accepted_by_the_api(live_api: LiveApi) -> None:
     assert result.returncode == 0, result.stderr
     shown = live_api.study("show", str(created_id(result.stdout)))
     assert "round 1 of 3" in shown.stdout
+
+
+def test_a_bad_knob_is_named_without_pydantics_value_error_prefix() -> None:
+    result = CliRunner().invoke(app, ["train", "--keep-prob", "2"])
+    assert result.exit_code == 2
+    assert "keep_prob: every keep_prob must be in (0, 1]" in result.output
+    assert "Value error" not in result.output
