@@ -60,6 +60,10 @@ class TrialDetail(TrialOut):
     lease_expires_at: datetime | None
     heartbeat_at: datetime | None
     intermediate_values: dict[int, float]
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="What a completed trial's result reported (test metrics, epochs, ...)",
+    )
 
 
 class TrialPage(BaseModel):

@@ -24,10 +24,11 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from hone.client import ApiError, Client
 from hone.settings import DEFAULT_DATA_DIR, get_settings
-from protocol import RoundOut, StudySummary, TrialCounts
+from protocol import RoundOut, StudySummary, TrialCounts, TrialDetail
 
 ADMIN_TOKEN_FILE = "admin-token"
 STATES = ("running", "complete", "pruned", "failed")
@@ -161,13 +162,10 @@ def show(study_id: StudyId, api: ApiOption = None, token: TokenOption = None) ->
     with client_for(api, token) as client:
         study = client.get_study(study_id)
         rounds = client.rounds(study_id)
+        best = client.trial(study_id, study.best.number) if study.best is not None else None
     console.print(render_summary(study, rounds, started=None))
-    best = study.best
-    if best is not None and best.params:
-        params = Table("parameter", "best value", title=f"best trial #{best.number}")
-        for name, value in best.params.items():
-            params.add_row(name, format_value(value))
-        console.print(params)
+    if best is not None:
+        console.print(render_best(study, best))
 
 
 @study_app.command("watch")
@@ -312,6 +310,20 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def render_best(study: StudySummary, best: TrialDetail) -> Group:
+    """The best trial: its parameters, then the metrics its result reported."""
+    heading = Text(f"best trial #{best.number}: {study.metric} {format_value(best.value)}", style="bold")
+    params = Table("parameter", "value")
+    for name, value in best.params.items():
+        params.add_row(name, format_value(value))
+    if not best.metrics:
+        return Group(heading, params)
+    metrics = Table("metric", "value")
+    for name, value in best.metrics.items():
+        metrics.add_row(name, format_value(value))
+    return Group(heading, params, metrics)
 
 
 def render_summary(

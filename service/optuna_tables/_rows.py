@@ -168,6 +168,14 @@ def _user_attrs_of(session: Session, trial_id: int) -> dict[str, Any]:
     return {key: json.loads(value) for key, value in session.execute(query)}
 
 
+def trial_metrics(session: Session, trial_id: int) -> dict[str, float]:
+    """The metrics a completed trial's result carried (its ``metrics`` user attribute)."""
+    where = (_user_attrs.c.trial_id == trial_id, _user_attrs.c.key == "metrics")
+    found = session.scalar(select(_user_attrs.c.value_json).where(*where))
+    value = json.loads(found) if found else {}
+    return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
 def trial_state(session: Session, trial_id: int) -> TrialState | None:
     state = session.scalar(select(_trials.c.state).where(_trials.c.trial_id == trial_id))
     return state if state is None else TrialState(state)
