@@ -3,48 +3,56 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One stamp per kind: `make run` installs what running needs, `make test` adds the dev tools.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 HONE_DATA_DIR ?= hone-data
 export HONE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-long lint typecheck importlint pytest bench bench-quick clean
+.PHONY: install install-dev run test test-long lint typecheck importlint pytest bench bench-quick clean
 
-install: $(STAMP)
+install: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+install-dev: $(DEV_STAMP)
+
+$(RUN_STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and by exact version: an unpinned torch would pull the CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $(RUN_STAMP)
+
+$(DEV_STAMP): $(RUN_STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV_STAMP)
 
 run: install
 	$(BIN)/hone db upgrade --data-dir $(HONE_DATA_DIR)
 	$(BIN)/hone up --data-dir $(HONE_DATA_DIR)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
-importlint: install
+importlint: install-dev
 	$(BIN)/lint-imports
 
-pytest: install
+pytest: install-dev
 	$(BIN)/pytest -m "not long" -n 2 --dist loadgroup --durations=25
 
 test: lint typecheck importlint pytest
 
-test-long: install
+test-long: install-dev
 	$(BIN)/pytest -m long
 
-bench: install
+bench: install-dev
 	$(BIN)/python -m benchmarks.report
 
-bench-quick: install
+bench-quick: install-dev
 	$(BIN)/python -m benchmarks.report --quick
 
 clean:

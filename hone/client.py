@@ -89,7 +89,7 @@ def _describe(status: int, detail: Any) -> str:
         for item in detail:
             loc = [str(part) for part in item.get("loc", []) if part not in ("body", "query", "path")]
             where = ".".join(loc)
-            msg = str(item.get("msg", item))
+            msg = str(item.get("msg", item)).removeprefix("Value error, ")  # an older API's 422
             parts.append(f"{where}: {msg}" if where else msg)
         return "; ".join(parts)
     if isinstance(detail, str) and detail:

@@ -7,21 +7,69 @@ holds weeks of GPU time must fail closed, not start with ``changeme``.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+from platformdirs import user_config_path
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEFAULT_DATA_DIR = Path("hone-data")
+USER_CONFIG_NAME = "config.env"
+
+
+def user_config_file() -> Path:
+    """The per-user settings file (``~/.config/hone/config.env`` on Linux): the same
+    ``HONE_*`` lines as ``.env``, read from any directory. ``hone up`` stores its API URL
+    and admin token there. ``HONE_CONFIG_DIR`` names another folder."""
+    folder = os.environ.get("HONE_CONFIG_DIR")
+    return (Path(folder) if folder else user_config_path("hone")) / USER_CONFIG_NAME
+
+
+def store_user_config(values: dict[str, str]) -> Path:
+    """Set ``values`` (``HONE_*`` names) in the per-user settings file, keeping its other
+    lines; the file is private to the user (mode 0600)."""
+    path = user_config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = []
+    if path.is_file():
+        kept = [line for line in path.read_text().splitlines() if line.split("=", 1)[0].strip() not in values]
+    lines = [*kept, *(f"{key}={value}" for key, value in values.items())]
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
 _PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "password", "token", "admin", "xxx"}
 
 
 class Settings(BaseSettings):
-    """Configuration of every hone process, read from ``HONE_*`` variables and ``.env``."""
+    """Configuration of every hone process, read from ``HONE_*`` variables, then ``.env``
+    in the working directory, then the per-user file (:func:`user_config_file`)."""
 
     model_config = SettingsConfigDict(env_prefix="HONE_", env_file=".env", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        user_file = DotEnvSettingsSource(settings_cls, env_file=user_config_file())
+        return init_settings, env_settings, dotenv_settings, user_file, file_secret_settings
 
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_DATA_DIR / 'hone.db'}",

@@ -77,6 +77,10 @@ class TrialDetail(TrialOut):
     traceback: str | None = Field(
         default=None, description="The full traceback of a failed trial, as the worker sent it"
     )
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="What a completed trial's result reported (test metrics, epochs, ...)",
+    )
 
 
 class TrialPage(BaseModel):

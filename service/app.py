@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from hone.settings import Settings, get_settings
+from service.api_docs import serve_docs
 from service.db import Database
 from service.errors import HoneError, InvalidInput
 from service.metrics import Metrics, MetricsMiddleware
@@ -115,12 +116,17 @@ def _json_safe(value: Any, depth: int = 0, limit: int = 200) -> Any:
     return _json_safe(str(value), depth)
 
 
+def _plain(key: str, value: Any) -> Any:
+    # pydantic prefixes a validator's ValueError with "Value error, "; the rest is ours.
+    return value.removeprefix("Value error, ") if key == "msg" and isinstance(value, str) else value
+
+
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         # A message may list every known name (all of a trainer's knobs): keep it whole.
         {
-            key: _json_safe(value, limit=4000 if key == "msg" else 200)
+            key: _json_safe(_plain(key, value), limit=4000 if key == "msg" else 200)
             for key, value in error.items()
             if key in ("type", "loc", "msg", "input")
         }
@@ -176,7 +182,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Hyperparameter search as a service: studies, rounds, trials and leases over REST.",
         lifespan=_lifespan,
         max_body_size=MAX_BODY_BYTES,
+        docs_url=None,  # served by service.api_docs from installed files, not a CDN
+        redoc_url=None,
     )
+    serve_docs(app, title="hone")
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
     app.state.storage = _storage_if_ready(settings.database_url)

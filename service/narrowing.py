@@ -19,7 +19,11 @@ far, coarse to fine:
    guess of where the optimum is), shifted inside the original bounds;
 4. ends are rounded outward onto the step grid (ints always have one);
 5. categorical parameters keep the choices the top trials used;
-6. a parameter none of the top trials has (a conditional one) keeps its current range.
+6. a parameter none of the top trials has (a conditional one) keeps its current range;
+7. a conditional parameter whose parent's choices no longer include a value it needs
+   (``beta`` once ``optimizer`` is narrowed to adam) leaves the box: no trial of the
+   round can have it. The sampler never asks for it, and a later round that reads the
+   box gives it its full range back only if its parent could allow it again.
 
 Every box contains the incumbent, and never leaves the original distribution, so every
 trial stays valid against the study's one search space.
@@ -101,7 +105,31 @@ def narrow(
             narrowed[name] = _narrow_numeric(
                 param, entry, values, incumbent.get(name), margin=margin, min_width=min_width
             )
-    return narrowed
+    return _without_inactive(spec, narrowed)
+
+
+def _without_inactive(spec: StudySpec, box: Box) -> Box:
+    """``box`` without the conditional parameters its choices rule out (rule 7), repeated
+    until none is left, since a dropped parent rules out its own children."""
+    kept = dict(box)
+    dropped = True
+    while dropped:
+        dropped = False
+        for name, param in spec.space.items():
+            if (
+                name in kept
+                and param.when
+                and not all(_may_take(kept.get(parent), values) for parent, values in param.when.items())
+            ):
+                del kept[name]
+                dropped = True
+    return kept
+
+
+def _may_take(entry: NumericRange | ChoiceSet | None, values: Sequence[Any]) -> bool:
+    if entry is None or "choices" not in entry:
+        return entry is not None
+    return any(choice == value for choice in entry["choices"] for value in values)
 
 
 def _narrow_numeric(
@@ -166,7 +194,7 @@ def validate_box(spec: StudySpec, box: Mapping[str, Any]) -> Box:
             checked[name] = _valid_choices(name, param, entry)
         else:
             checked[name] = _valid_range(name, param, entry)
-    return checked
+    return _without_inactive(spec, checked)
 
 
 def _valid_choices(name: str, param: CategoricalParam, entry: Mapping[str, Any]) -> ChoiceSet:

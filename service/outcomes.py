@@ -163,6 +163,8 @@ def _end(
         changes["value"] = values[0]
     if outcome == "prune" and not row.reason:
         changes["reason"] = "pruned by the worker"
+    if outcome == "complete":
+        changes["reason"] = None  # a prune answer the worker overtook with its result
     session.execute(update(Trial).where(Trial.id == row.id).values(**changes))
     worker_registry.release(session, row)
     rounds.after_result(session, study_id=row.study_id, round=row.round, now=now)

@@ -38,7 +38,8 @@ def report(
 
     ``earlier`` are steps the worker held back and sends along (it coalesces steps that
     come faster than a round trip is worth); they are recorded too, and the pruner
-    decides on ``step``."""
+    decides on ``step``. A step at or past the objective's last epoch (``max_epochs``;
+    steps count from 1) is never pruned: nothing is left to save, and the result is due."""
     db, storage = backend.db, backend.storage
     with db.transaction() as session:
         row = leases.lease_row(session, lease_id, lock=not db.is_sqlite)
@@ -55,7 +56,7 @@ def report(
         study_row = session.get(Study, row.study_id)
         assert study_row is not None
         spec = study_spec(study_row)
-        if not spec.pruner.ever_prunes:
+        if not spec.pruner.ever_prunes or step >= spec.objective.max_epochs:
             return False
         finished = _pruner_storage(storage, study_row)
         finished.probe(session, row.study_id)

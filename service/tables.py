@@ -87,6 +87,18 @@ class Study(Base):
     last_granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class DeletedStudy(Base):
+    """The id of a study that is gone, deleted by hone or by another tool (optuna-dashboard's
+    trash icon): a trigger on Optuna's ``studies`` (migration 0005) records it as it
+    deletes hone's rows of that study. On SQLite, which would hand a deleted study's id
+    to the next study, hone's new studies take ids above these, so an old id answers 404
+    and never names another study."""
+
+    __tablename__ = "hone_deleted_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
 class Round(Base):
     """One round of the coarse-to-fine search and the box its trials were sampled in."""
 

@@ -24,6 +24,14 @@ def _admin_engine():  # type: ignore[no-untyped-def]
     return create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
 
 
+@pytest.fixture(autouse=True)
+def _own_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's per-user hone settings (``hone up`` stores its
+    token there); subprocesses inherit the variable."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("HONE_CONFIG_DIR", raising=False)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hone.db'}"

@@ -7,7 +7,9 @@ too long.
 The loop survives whatever a trial does: a NaN loss fails the trial as ``diverged``, an
 exception fails it with the traceback's last lines, CUDA out-of-memory fails it and frees
 the cache; in every case the loop leases the next trial. A 409 on a late result is
-logged and forgotten (the service re-queued that configuration already). A finished
+logged and forgotten (the service re-queued that configuration already). A trial that
+reached its last epoch (``objective.max_epochs``) completes even if a prune answer came
+for an earlier, coalesced batch: pruning saves epochs, and none are left. A finished
 result is retried until the API takes it or refuses it; it is never dropped while it
 could still be delivered.
 
@@ -95,6 +97,7 @@ class _TrialRun:
     gave_back: bool = False
     finishing: threading.Lock = field(default_factory=threading.Lock)
     finished: bool = False
+    reached_end: bool = False  # a step at the objective's max_epochs was reported
 
 
 class SlotLoop:
@@ -212,21 +215,28 @@ class SlotLoop:
         return step >= grant.objective.max_epochs  # built-in trainers number epochs from 1
 
     def _report(self, run: _TrialRun, step: int, value: float, metrics: dict[str, float]) -> bool:
-        if run.lease_lost or run.cancelled or run.pruned:
+        # At the last epoch nothing is left to save: a prune answer (perhaps for an
+        # earlier, coalesced batch) must not cost the finished result.
+        final = step >= run.grant.objective.max_epochs
+        run.reached_end = run.reached_end or final
+        if run.lease_lost or run.cancelled or (run.pruned and not final):
             return True
         if self.stopping.is_set() and not self._last_step(run.grant, step):
             run.gave_back = True
             return True
         if not self.pacer.add(Step(step, value, metrics), time.monotonic()):
             return False  # held back: goes with the next report or the result
-        return self._send_steps(run, deadline=15.0)
+        return self._send_steps(run, deadline=15.0) and (run.lease_lost or not final)
 
     def _send_steps(self, run: _TrialRun, *, deadline: float) -> bool:
-        """Send the pending steps; True when the trial must stop (pruned, lease gone)."""
+        """Send the pending steps; True when the trial must stop (pruned, lease gone).
+        Once pruned, steps stay pending: they go with the result if training ends anyway."""
         with self._sending:
+            if run.lease_lost or run.pruned:
+                return True
             batch = self.pacer.take()
-            if not batch or run.lease_lost or run.pruned:
-                return run.lease_lost or run.pruned
+            if not batch:
+                return False
             last = batch[-1]
             started = time.monotonic()
             try:
@@ -333,7 +343,7 @@ class SlotLoop:
             )
             return
         assert outcome is not None
-        if outcome.stopped and run.pruned:
+        if outcome.stopped and run.pruned and (not run.reached_end or math.isnan(outcome.value)):
             self._deliver(run, "prune")
             self._log_end(run, "pruned", None, None)
         elif outcome.stopped and run.cancelled:

@@ -1,9 +1,10 @@
 """``hone study …``: create, follow and manage studies through the API.
 
 Every command talks to the API with :class:`hone.client.Client`. The API URL and token
-come from ``--api`` / ``--token``, else ``HONE_API_URL`` / ``HONE_TOKEN`` (or ``.env``),
-else the admin token that ``hone up`` keeps in ``hone-data/admin-token`` — so on a laptop
-nothing needs to be copied. Failures print one red line: exit 1 when the API refuses or
+come from ``--api`` / ``--token``, else ``HONE_API_URL`` / ``HONE_TOKEN`` (the environment,
+``.env``, or the per-user file where ``hone up`` stores them: ``hone.settings.user_config_file``),
+else the admin token in ``hone-data/admin-token`` — so on a laptop nothing needs to be
+copied, from any directory. Failures print one red line: exit 1 when the API refuses or
 cannot be reached, 2 when the input is wrong.
 """
 
@@ -24,10 +25,11 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from hone.client import ApiError, Client
 from hone.settings import DEFAULT_DATA_DIR, get_settings
-from protocol import RoundOut, StudySummary, TrialCounts
+from protocol import RoundOut, StudySummary, TrialCounts, TrialDetail
 
 ADMIN_TOKEN_FILE = "admin-token"
 STATES = ("running", "complete", "pruned", "failed", "interrupted", "cancelled")
@@ -50,7 +52,7 @@ TokenOption = Annotated[
     typer.Option(
         "--token",
         envvar="HONE_TOKEN",
-        help="Bearer token [default: HONE_TOKEN, else hone-data/admin-token from `hone up`]",
+        help="Bearer token [default: HONE_TOKEN, as `hone up` stores it]",
         show_default=False,
     ),
 ]
@@ -67,7 +69,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def resolve_token(token: str | None, data_dir: Path = DEFAULT_DATA_DIR) -> str | None:
-    """The flag or HONE_TOKEN, else the token in .env, else the one `hone up` wrote."""
+    """The flag or HONE_TOKEN (environment, .env, the per-user file), else hone-data/admin-token."""
     if token:
         return token
     try:
@@ -162,18 +164,15 @@ def show(study_id: StudyId, api: ApiOption = None, token: TokenOption = None) ->
     with client_for(api, token) as client:
         study = client.get_study(study_id)
         rounds = client.rounds(study_id)
+        best = client.trial(study_id, study.best.number) if study.best is not None else None
     console.print(render_summary(study, rounds, started=None))
     if study.failures:
         causes = Table("trials", "failed with", title="failures by cause")
         for group in study.failures:
             causes.add_row(str(group.count), escape(group.reason))
         console.print(causes)
-    best = study.best
-    if best is not None and best.params:
-        params = Table("parameter", "best value", title=f"best trial #{best.number}")
-        for name, value in best.params.items():
-            params.add_row(name, format_value(value))
-        console.print(params)
+    if best is not None:
+        console.print(render_best(study, best))
 
 
 @study_app.command("watch")
@@ -320,6 +319,20 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def render_best(study: StudySummary, best: TrialDetail) -> Group:
+    """The best trial: its parameters, then the metrics its result reported."""
+    heading = Text(f"best trial #{best.number}: {study.metric} {format_value(best.value)}", style="bold")
+    params = Table("parameter", "value")
+    for name, value in best.params.items():
+        params.add_row(name, format_value(value))
+    if not best.metrics:
+        return Group(heading, params)
+    metrics = Table("metric", "value")
+    for name, value in best.metrics.items():
+        metrics.add_row(name, format_value(value))
+    return Group(heading, params, metrics)
 
 
 def render_summary(

@@ -23,7 +23,6 @@ import typer
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from rich.console import Console
-from rich.markup import escape
 
 from trainer.config import TrainConfig
 
@@ -88,7 +87,7 @@ def _knob_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
     flag = "--" + name.replace("_", "-")
     default = field.get_default(call_default_factory=True)
     shown = ",".join(map(str, default)) if isinstance(default, list) else default
-    help_text = escape(f"{field.description or name.replace('_', ' ')} [default: {shown}]")
+    help_text = f"{field.description or name.replace('_', ' ')} [default: {shown}]"
     annotation: Any
     kind: Any = field.annotation
     if typing.get_origin(kind) is typing.Literal or kind is int or kind is float:
@@ -139,7 +138,8 @@ def build_config(values: dict[str, Any]) -> TrainConfig:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or "config"
             got = f" (got {error['input']!r})" if error["type"] != "missing" and error["loc"] else ""
-            problems.append(f"{field}: {error['msg']}{got}")
+            message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix, not the user's words
+            problems.append(f"{field}: {message}{got}")
         fail("invalid config: " + "; ".join(problems))
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hone.settings import DEFAULT_DATA_DIR
+from hone.settings import DEFAULT_DATA_DIR, store_user_config
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
 
@@ -62,20 +62,15 @@ def up(
         raise typer.Exit(0)
 
     token_file = data_dir / "admin-token"
-    same_dir = data_dir.resolve() == DEFAULT_DATA_DIR.resolve()
+    stored = store_user_config({"HONE_API_URL": stack.api_url, "HONE_TOKEN": stack.token})
     console.print()
     console.print(
         f"[bold green]hone is up[/bold green]   API {stack.api_url}  (docs: {stack.api_url}/docs)",
         markup=True,
     )
-    console.print(f"            dashboard {stack.dashboard_url}")
+    console.print(f"            dashboard {stack.dashboard_url} (read-only)")
     console.print(f"admin token ({'new, ' if created else ''}kept in {token_file}): {stack.token}")
-    if not same_dir or port != 8000:
-        console.print("in another terminal, point the CLI at this stack:")
-        if port != 8000:
-            console.print(f"  export HONE_API_URL={stack.api_url}")
-        if not same_dir:
-            console.print(f"  export HONE_TOKEN=$(cat {token_file})")
+    console.print(f"the CLI finds this API and token from any directory: stored in {stored}")
     console.print("try the example (in another terminal):")
     venv_bin = Path(sys.executable).parent
     if sys.prefix != sys.base_prefix and str(venv_bin) not in os.environ.get("PATH", "").split(os.pathsep):

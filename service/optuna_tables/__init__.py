@@ -15,8 +15,12 @@ One path still writes through Optuna's engine: :func:`ask_trial`, for samplers t
 the study's history (TPE, grid). Their sampling is Optuna's own code; its trial commits
 first and hone's row follows, and the reaper fails what a crash in between leaves
 (:func:`orphans`).
+
+One trigger of hone's sits on Optuna's ``studies`` (``study_deletion``, installed by
+migration 0005): a study another tool deletes takes hone's rows with it.
 """
 
+from service.optuna_tables import _study_deletion as study_deletion
 from service.optuna_tables._rows import (
     CONFIG_NUMBER_ATTR,
     add_params,
@@ -38,6 +42,7 @@ from service.optuna_tables._rows import (
     set_system_attr,
     set_user_attr,
     study_name_in_use,
+    trial_metrics,
     trial_state,
     trial_value,
     waiting_query,
@@ -66,8 +71,10 @@ __all__ = [
     "set_study_user_attr",
     "set_system_attr",
     "set_user_attr",
+    "study_deletion",
     "study_name_in_use",
     "study_storage",
+    "trial_metrics",
     "trial_state",
     "trial_value",
     "waiting_query",

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from service.tables import Study, Trial
+from service.tables import DeletedStudy, Study, Trial
 
 _studies = StudyModel.__table__
 _study_user_attrs = StudyUserAttributeModel.__table__
@@ -41,8 +41,17 @@ CONFIG_NUMBER_ATTR = "hone_config_number"
 
 
 def create_study(session: Session, *, name: str, direction: str, metric: str) -> int:
-    """A new Optuna study as ``optuna.create_study`` + ``set_metric_names`` make it."""
+    """A new Optuna study as ``optuna.create_study`` + ``set_metric_names`` make it.
+
+    On SQLite its id is above every id ever used: SQLite would give it the id of the last
+    deleted study, and an old id must answer 404, not name another study. PostgreSQL's
+    sequence never reuses one."""
+    study_id: int | None = None
+    if session.get_bind().dialect.name == "sqlite":
+        used = select(func.max(_studies.c.study_id)).union_all(select(func.max(DeletedStudy.id))).subquery()
+        study_id = int(session.scalar(select(func.coalesce(func.max(used.c[0]), 0))) or 0) + 1
     study = StudyModel(
+        study_id=study_id,
         study_name=name,
         directions=[StudyDirectionModel(objective=0, direction=StudyDirection[direction.upper()])],
     )
@@ -157,6 +166,14 @@ def _fixed_params(session: Session, trial_id: int) -> dict[str, Any]:
 def _user_attrs_of(session: Session, trial_id: int) -> dict[str, Any]:
     query = select(_user_attrs.c.key, _user_attrs.c.value_json).where(_user_attrs.c.trial_id == trial_id)
     return {key: json.loads(value) for key, value in session.execute(query)}
+
+
+def trial_metrics(session: Session, trial_id: int) -> dict[str, float]:
+    """The metrics a completed trial's result carried (its ``metrics`` user attribute)."""
+    where = (_user_attrs.c.trial_id == trial_id, _user_attrs.c.key == "metrics")
+    found = session.scalar(select(_user_attrs.c.value_json).where(*where))
+    value = json.loads(found) if found else {}
+    return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def trial_state(session: Session, trial_id: int) -> TrialState | None:

@@ -48,11 +48,18 @@ def list_rounds(study_id: int, db: DbDep, _principal: ReadAuth) -> list[RoundOut
     "/next",
     response_model=RoundPreview,
     summary="Preview the next round's box, narrowed around the best trials so far (opens nothing)",
-    responses=error_responses(404, 422),
+    responses=error_responses(404, 409, 422),
 )
 def preview_round(study_id: int, db: DbDep, _principal: ReadAuth) -> RoundPreview:
     with db.reading() as session:
         study = studies.get_study(session, study_id=study_id)
+        if study.status == "completed":
+            raise Conflict(
+                f"the study is completed: no next round is planned after round {study.current_round} "
+                f"(POST /studies/{study_id}/rounds with a budget opens one and runs it again)"
+            )
+        if study.status == "stopped":
+            raise Conflict("the study is stopped: there is no next round")
         box = rounds.preview_next_round(session, study=study)
         number = study.current_round + 1
         planned = study_spec(study).rounds

@@ -45,7 +45,7 @@ def list_trials(
 @router.get(
     "/{number}",
     response_model=TrialDetail,
-    summary="One trial: params, value, state, round, intermediate values, duration, worker",
+    summary="One trial: params, value, state, round, intermediate values, metrics, duration, worker",
     responses=error_responses(404, 422),
 )
 def get_trial(study_id: int, number: int, db: DbDep, _principal: ReadAuth) -> TrialDetail:
@@ -59,6 +59,7 @@ def get_trial(study_id: int, number: int, db: DbDep, _principal: ReadAuth) -> Tr
                 f"study {study_id} has no trial {number} (an enqueued configuration appears once it is leased)"
             )
         intermediate = optuna_tables.intermediate_values(session, trial.trial_id)
+        metrics = optuna_tables.trial_metrics(session, trial.trial_id)
     return TrialDetail(
         **results.trial_out(trial).model_dump(),
         trial_id=trial.trial_id,
@@ -66,6 +67,7 @@ def get_trial(study_id: int, number: int, db: DbDep, _principal: ReadAuth) -> Tr
         heartbeat_at=trial.heartbeat_at,
         intermediate_values=intermediate,
         traceback=trial.traceback,
+        metrics=metrics,
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -107,3 +108,14 @@ def test_the_app_starts_on_a_fresh_database_and_says_it_is_not_ready(sqlite_url:
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 503
+
+
+def test_the_docs_pages_load_their_assets_from_the_api_not_a_cdn(api: Api) -> None:
+    for page in ("/docs", "/redoc"):
+        html = api.client.get(page).text
+        assert "cdn" not in html.lower() and "googleapis" not in html
+        scripts = re.findall(r'src="([^"]+)"', html) + re.findall(r'href="([^"]+\.css)"', html)
+        assert scripts, page
+        for asset in scripts:
+            answer = api.client.get(asset)
+            assert answer.status_code == 200 and len(answer.content) > 1000, asset

@@ -326,6 +326,29 @@ def test_steps_sent_together_are_all_recorded_and_the_pruner_decides_on_the_last
     assert rows(api)[1].reason == "pruned by median pruner at step 2: value 9"
 
 
+def test_the_last_epoch_is_never_pruned_and_a_result_after_a_prune_answer_completes(api: Api) -> None:
+    objective = {"trainer": "mlp", "dataset": "digits", "metric": "val_loss", "direction": "minimize"}
+    api.create_study(
+        objective={**objective, "max_epochs": 3},
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+    )
+    first = granted(api)["lease"]["id"]
+    on(api, first, "complete", {"value": 0.1, "steps": [{"step": s, "value": 0.1} for s in (1, 2, 3)]})
+
+    late = granted(api)["lease"]["id"]
+    # Steps held back until training ended: judging them could only throw the result away.
+    held = [{"step": 1, "value": 9.0}, {"step": 2, "value": 9.0}]
+    assert on(api, late, "report", {"step": 3, "value": 9.0, "steps": held}).json()["prune"] is False
+
+    overtaken = granted(api)["lease"]["id"]
+    assert on(api, overtaken, "report", {"step": 2, "value": 9.0}).json()["prune"] is True
+    # The worker had trained on (the answer came late): its result still counts.
+    finished = on(api, overtaken, "complete", {"value": 9.0, "steps": [{"step": 3, "value": 9.0}]})
+    assert finished.json()["state"] == "complete"
+    row = rows(api)[2]
+    assert row.state == "complete" and row.value == 9.0 and row.reason is None
+
+
 def test_a_failed_trial_keeps_the_steps_it_sent_with_its_reason(api: Api) -> None:
     api.create_study()
     lease_id = granted(api)["lease"]["id"]

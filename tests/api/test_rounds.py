@@ -83,3 +83,15 @@ def test_a_stopped_study_opens_no_round(api: Api) -> None:
     assert api.post(f"/studies/{study_id}/rounds", json={}).status_code == 409
     assert api.get("/studies/999/rounds/next").status_code == 404
     assert api.post("/studies/999/rounds", json={}).status_code == 404
+
+
+def test_a_completed_study_has_no_next_round_to_preview(api: Api) -> None:
+    study_id = api.create_study(rounds=[{"trials": 1}])["id"]
+    grant = api.post("/leases", role="worker", json={"worker": "w", "devices": ["cpu"]}).json()
+    api.post(f"/leases/{grant['lease']['id']}/complete", role="worker", json={"value": 0.5})
+    assert api.get(f"/studies/{study_id}").json()["status"] == "completed"
+    answer = api.get(f"/studies/{study_id}/rounds/next", role="read")
+    assert answer.status_code == 409
+    assert "no next round" in answer.json()["detail"]
+    api.post(f"/studies/{study_id}/stop")
+    assert api.get(f"/studies/{study_id}/rounds/next", role="read").status_code == 409

@@ -4,6 +4,7 @@ from typing import Any
 
 import optuna
 import pytest
+from sqlalchemy import text
 
 from tests.api.conftest import Api, add_trials, spec
 
@@ -157,3 +158,27 @@ def test_a_deleted_study_is_gone_from_hone_and_optuna(api: Api) -> None:
     assert api.get(f"/studies/{study_id}").status_code == 404
     assert optuna.get_all_study_names(storage=api.app.state.storage) == []
     assert api.create_study()["name"] == "digits"  # the name is free again
+
+
+def test_a_study_deleted_by_another_tool_takes_its_hone_rows_and_its_id_is_never_reused(api: Api) -> None:
+    study_id = api.create_study(name="first")["id"]
+    lease = api.post("/leases", role="worker", json={"worker": "host-1-0", "devices": ["cpu"]}).json()
+    assert lease["study"]["id"] == study_id
+    # optuna-dashboard's trash icon: Optuna's own delete, on a connection of its own that
+    # knows nothing of hone (no foreign-key pragma on SQLite).
+    optuna.delete_study(study_name="first", storage=api.url)
+
+    with api.db.reading() as session:
+        for table in ("hone_studies", "hone_rounds", "hone_trials", "hone_trial_counts"):
+            column = "id" if table == "hone_studies" else "study_id"
+            left = session.execute(text(f"SELECT count(*) FROM {table} WHERE {column} = {study_id}")).scalar()
+            assert left == 0, table
+    workers = {w["id"]: w for w in api.get("/workers", role="read").json()}
+    assert workers["host-1-0"]["current_trial"] is None
+
+    second = api.create_study(name="second")  # was 409 "name in use" on SQLite
+    assert second["id"] != study_id
+    assert api.get(f"/studies/{study_id}").status_code == 404
+    on_lease = api.post(f"/leases/{lease['lease']['id']}/complete", role="worker", json={"value": 1.0})
+    assert on_lease.status_code in (404, 409)
+    assert [s["name"] for s in api.get("/studies").json()] == ["second"]

@@ -161,3 +161,13 @@ def test_enqueued_configurations_take_slots_of_the_round_budget(api: Api) -> Non
     granted = [api.post("/leases", json={"worker": "w", "devices": ["cpu"]}, role="worker") for _ in range(3)]
     assert [r.status_code for r in granted] == [201, 201, 204]
     assert sorted(r.json()["trial"]["params"]["lr"] for r in granted[:2]) == [0.01, 0.02]
+
+
+def test_a_trial_shows_the_metrics_its_result_reported(api: Api) -> None:
+    study_id = api.create_study()["id"]
+    grant = api.post("/leases", role="worker", json={"worker": "w", "devices": ["cpu"]}).json()
+    metrics = {"test_loss": 0.25, "epochs": 12.0}
+    lease_id = grant["lease"]["id"]
+    api.post(f"/leases/{lease_id}/complete", role="worker", json={"value": 0.1, "metrics": metrics})
+    trial = api.get(f"/studies/{study_id}/trials/{grant['trial']['number']}", role="read").json()
+    assert trial["metrics"] == metrics

@@ -6,16 +6,20 @@ error is one red line and an exit code, never a traceback.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from hone.cli import app
+from hone.settings import store_user_config
 from tests.integration.processes import (
     ADMIN_TOKEN,
     REPO,
@@ -52,6 +56,31 @@ def test_every_subcommand_has_help(args: list[str]) -> None:
     result = CliRunner().invoke(app, [*args, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def _command(args: list[str]) -> Any:
+    command: Any = typer.main.get_command(app)
+    for name in args:
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize("args", SUBCOMMANDS, ids=" ".join)
+def test_help_fits_80_columns_and_names_every_option_whole(args: list[str]) -> None:
+    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80, result.output
+    assert "…" not in result.output and "<bool>" not in result.output
+    for parameter in _command(args).params:
+        for name in getattr(parameter, "opts", []):
+            if name.startswith("--"):
+                assert re.search(rf"(^|[ ,/]){re.escape(name)}($|[ ,/=])", result.output, re.M), name
+
+
+def test_hone_version_prints_the_installed_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"hone {importlib.metadata.version('hone')}"
 
 
 def test_a_report_overhead_outside_zero_to_one_is_one_clear_error() -> None:
@@ -202,8 +231,25 @@ def test_without_a_token_the_cli_uses_the_one_hone_up_keeps(live_api: LiveApi, t
     assert result.returncode == 0, result.stderr
 
 
+def test_the_cli_finds_the_api_and_token_hone_up_stored_from_any_directory(
+    live_api: LiveApi, tmp_path: Path
+) -> None:
+    store_user_config({"HONE_API_URL": live_api.url, "HONE_TOKEN": ADMIN_TOKEN})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()  # no .env, no hone-data/
+    result = run_hone("study", "list", env=clean_env(), cwd=elsewhere, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_example_study_is_accepted_by_the_api(live_api: LiveApi) -> None:
     result = live_api.study("create", str(REPO / "examples" / "digits.json"))
     assert result.returncode == 0, result.stderr
     shown = live_api.study("show", str(created_id(result.stdout)))
     assert "round 1 of 3" in shown.stdout
+
+
+def test_a_bad_knob_is_named_without_pydantics_value_error_prefix() -> None:
+    result = CliRunner().invoke(app, ["train", "--keep-prob", "2"])
+    assert result.exit_code == 2
+    assert "keep_prob: every keep_prob must be in (0, 1]" in result.output
+    assert "Value error" not in result.output

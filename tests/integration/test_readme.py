@@ -43,6 +43,21 @@ def test_the_readme_opens_with_the_two_commands() -> None:
     assert readme_commands()[:2] == ["make run", "make test"]
 
 
+def test_make_run_installs_what_running_needs_and_make_test_the_dev_tools(tmp_path: Path) -> None:
+    # A fresh clone: no .venv, so `make -n` lists every install step.
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        (tmp_path / name).symlink_to(REPO / name)
+
+    def dry(target: str) -> str:
+        done = subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run = dry("run")
+    assert "-e ." in run and ".[dev]" not in run
+    assert "-e '.[dev]'" in dry("test")
+
+
 def check_without_running(command: str) -> bool:
     """Lines that cannot run here, checked against what they name. False: must run."""
     words = shlex.split(command)

@@ -40,10 +40,12 @@ def test_hone_up_completes_a_study_and_ctrl_c_mid_trial_leaves_nothing_running(t
         token_file = tmp_path / "hone-data" / "admin-token"
         assert token_file.stat().st_mode & 0o077 == 0
 
-        # The laptop flow: no token anywhere but the one `hone up` keeps.
+        # The laptop flow: no token or URL anywhere but what `hone up` stored, in any directory.
         spec = tmp_path / "tiny.json"
         spec.write_text(json.dumps(TINY_STUDY))
-        created = run_hone("study", "create", str(spec), "--api", api, env=clean_env(), cwd=tmp_path)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        created = run_hone("study", "create", str(spec), env=clean_env(), cwd=elsewhere)
         assert created.returncode == 0, created.stderr
         study_id = re.search(r"created study (\d+)", created.stdout).group(1)  # type: ignore[union-attr]
 

@@ -33,6 +33,7 @@ PUBLIC = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    ("GET", "/docs-assets"),  # Swagger UI's and ReDoc's files, served so /docs works offline
 }
 CREDENTIALS = ("none", "malformed", "unknown", "revoked", "read", "worker", "admin")
 

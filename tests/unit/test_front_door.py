@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
 from rich.console import Console
 
-from hone.commands.study import render_summary
+from hone.commands.study import render_best, render_summary
 from hone.stack import ensure_admin_token, port_is_free
-from protocol import RoundOut, StudySummary
+from protocol import RoundOut, StudySummary, TrialDetail
 from tests.unit.answers import NOW, study_json, trial_json
 
 
@@ -81,3 +82,29 @@ def test_the_watch_view_shows_counts_best_round_box_and_progress() -> None:
         "58%",
     ):
         assert expected in text, expected
+
+
+def test_study_show_labels_the_best_trials_parameters_and_shows_its_metrics() -> None:
+    study = StudySummary.model_validate(study_json(metric="val_accuracy", direction="maximize"))
+    best = TrialDetail.model_validate(
+        {
+            **trial_json(number=7, value=0.9631, params={"lr": 0.01, "optimizer": "adam"}),
+            "trial_id": 8,
+            "lease_expires_at": None,
+            "heartbeat_at": None,
+            "intermediate_values": {},
+            "metrics": {"test_accuracy": 0.955, "epochs": 12.0},
+        }
+    )
+    console = Console(width=80, record=True)
+    console.print(render_best(study, best))
+    text = console.export_text()
+    assert "best trial #7: val_accuracy 0.9631" in text
+    assert "best value" not in text  # the column holds each parameter's value
+    for row in (
+        r"parameter\s+┃\s+value",
+        r"lr\s+│\s+0.01",
+        r"metric\s+┃\s+value",
+        r"test_accuracy\s+│\s+0.955",
+    ):
+        assert re.search(row, text), (row, text)

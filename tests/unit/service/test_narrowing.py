@@ -136,10 +136,20 @@ def test_a_float_step_is_respected(example: dict[str, Any]) -> None:
     assert entry["low"] == pytest.approx(0.65) and entry["high"] == pytest.approx(0.8)
 
 
-def test_a_conditional_parameter_no_top_trial_has_keeps_its_range(spec: StudySpec) -> None:
+def test_a_conditional_parameter_whose_parent_no_longer_allows_it_leaves_the_box(spec: StudySpec) -> None:
+    # beta exists only with momentum; once the top trials narrow optimizer to adam, no
+    # trial of the round can have it, so the box does not pretend it has a range.
     box = narrow(spec=spec, box=full_box(spec), top=[_trial(), _trial(lr=0.02)], margin=0.1)
-    assert box["beta"] == {"low": 0.9, "high": 0.999}
     assert box["optimizer"] == {"choices": ["adam"]}
+    assert "beta" not in box
+    assert "beta" not in validate_box(spec, {"optimizer": {"choices": ["adam"]}})
+
+
+def test_a_conditional_parameter_no_top_trial_has_keeps_its_range_while_it_applies(spec: StudySpec) -> None:
+    top = [_trial(), _trial(optimizer="momentum", lr=0.02)]  # a momentum trial without beta (a retry)
+    box = narrow(spec=spec, box=full_box(spec), top=top, margin=0.1)
+    assert box["optimizer"] == {"choices": ["momentum", "adam"]}
+    assert box["beta"] == {"low": 0.9, "high": 0.999}
 
 
 def test_no_top_trials_leave_the_box_as_it_was(spec: StudySpec) -> None:

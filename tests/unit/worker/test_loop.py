@@ -19,8 +19,9 @@ from worker.loop import SlotLoop, SlotOptions
 class FakeApi:
     """Grants the given objectives once each, then 204; records every call."""
 
-    def __init__(self, functions: list[str], *, finish_status: int = 200) -> None:
+    def __init__(self, functions: list[str], *, finish_status: int = 200, max_epochs: int = 30) -> None:
         self.queue = list(functions)
+        self.max_epochs = max_epochs
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.finish_status = finish_status
 
@@ -43,11 +44,13 @@ class FakeApi:
                         "entrypoint": "no_such_module:f" if name == "missing" else f"fake_objectives:{name}",
                         "metric": "m",
                         "direction": "minimize",
+                        "max_epochs": self.max_epochs,
                     },
                 },
             )
         if path.endswith("/report"):
-            return httpx.Response(200, json={"prune": body["step"] >= 3 and "prunable" in path})
+            prune = (body["step"] >= 3 and "prunable" in path) or (body["step"] >= 2 and "to_the_end" in path)
+            return httpx.Response(200, json={"prune": prune})
         if path.endswith("/heartbeat"):
             return httpx.Response(200, json={"expires_at": "2030-01-01T00:00:00Z", "cancel": False})
         if self.finish_status != 200:
@@ -86,7 +89,12 @@ def _objectives() -> types.ModuleType:
         report(-1, 0.5)
         return 0.25
 
-    for function in (good, nan, broken, oom, prunable, negative_step):
+    def to_the_end(params: dict[str, Any], report: Any) -> float:
+        for step in (1, 2, 3):
+            report(step, 0.5)  # trains on whatever report answers
+        return 0.3
+
+    for function in (good, nan, broken, oom, prunable, negative_step, to_the_end):
         setattr(module, function.__name__, function)
     return module
 
@@ -136,6 +144,16 @@ def test_a_failure_sends_a_one_line_reason_and_the_full_traceback() -> None:
         "cannot import 'no_such_module': ModuleNotFoundError: No module named 'no_such_module'"
     )
     assert "\n" not in missing["reason"] and "ModuleNotFoundError" in missing["traceback"]
+
+
+def test_a_trial_that_reached_its_last_epoch_completes_though_a_prune_answer_came() -> None:
+    # The answer to step 2 says prune, but the objective trains its last epoch (3 of 3)
+    # anyway, as a coalesced batch's answer arrives after training ended: nothing is left to save.
+    api = FakeApi(["to_the_end"], max_epochs=3)
+    run(api)
+    assert api.finished() == [
+        ("/leases/to_the_end/complete", {"value": 0.3, "metrics": {}, "steps": [{"step": 3, "value": 0.5}]})
+    ]
 
 
 def test_a_409_on_a_late_result_is_logged_and_the_worker_goes_on() -> None:
