@@ -27,6 +27,7 @@ from protocol.objective import MAX_EPOCHS_DEFAULT, Direction, Objective, Trainer
 from protocol.studies import (
     EnqueuedTrial,
     EnqueueRequest,
+    ImportanceEvaluator,
     ImportanceOut,
     OpenRoundRequest,
     RoundOut,
@@ -54,6 +55,7 @@ __all__ = [
     "HealthOut",
     "HeartbeatOut",
     "HeldStep",
+    "ImportanceEvaluator",
     "ImportanceOut",
     "LeaseGrant",
     "LeaseOut",
