@@ -36,7 +36,6 @@ from pydantic import (
     model_validator,
 )
 
-from service import optuna_tables
 from service.limits import MAX_TOTAL_TRIALS
 from service.spec_base import SpecError, SpecModel, is_stored, not_a_model
 
@@ -217,6 +216,9 @@ class _Rungs(Pruning):
         return 0
 
     def explain(self, study: optuna.Study, trial: FrozenTrial, *, metric: str, max_epochs: int) -> str:
+        # Imported here: optuna_tables reads stored specs (service.caches), which import this module.
+        from service import optuna_tables
+
         judged = optuna_tables.rung_judgement(study, trial)
         if judged is None:
             return f"{metric} is NaN at epoch {trial.last_step}"

@@ -18,12 +18,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
+from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.samplers import BaseSampler, GridSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BeforeValidator, Field, ValidationError, create_model
 
 from service.box_sampler import BoxSampler
 from service.limits import MAX_GRID_POINTS, MAX_SEED, MAX_TOTAL_TRIALS
+from service.scales import snap_nearest
 from service.space import FloatParam, ParamSpec
 from service.spec_base import SpecError, SpecModel, not_a_model
 
@@ -51,8 +53,9 @@ class Sampling(SpecModel, ABC):
     def build(self, spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
         """The sampler for the configuration at position ``index`` of the round sampled in ``box``."""
 
-    def check_space(self, space: Mapping[str, ParamSpec]) -> None:
-        """Raises SpecError if the sampler cannot search ``space``."""
+    def check_space(self, space: Mapping[str, ParamSpec], *, stored: bool = False) -> None:
+        """Raises SpecError if the sampler cannot search ``space`` (``stored``: a study's
+        stored spec, whose checks added since it was created are skipped)."""
         return
 
 
@@ -84,9 +87,57 @@ class TpeSampling(Sampling):
 
     def build(self, spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
         startup = self.n_startup_trials
-        return TPESampler(
-            seed=(self.seed + index) % (MAX_SEED + 1), n_startup_trials=10 if startup is None else startup
+        reverse_log = {
+            name: param
+            for name, param in spec.space.items()
+            if isinstance(param, FloatParam) and param.scale == "reverse_log"
+        }
+        return _ScaledTPESampler(
+            reverse_log=reverse_log,
+            seed=(self.seed + index) % (MAX_SEED + 1),
+            n_startup_trials=10 if startup is None else startup,
         )
+
+
+class _OneMinusLog(FloatDistribution):
+    """``1 - x`` on a log scale, for TPE to model a reverse_log parameter ``x``: past
+    trials' values of ``x`` reach TPE through :meth:`to_internal_repr` as ``1 - x``."""
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__(low, high, log=True)
+
+    def to_internal_repr(self, param_value_in_external_repr: float) -> float:
+        return 1.0 - float(param_value_in_external_repr)
+
+
+class _ScaledTPESampler(TPESampler):
+    """Optuna's TPE, sampling each reverse_log parameter on its own scale.
+
+    Optuna has no reverse-log distribution: a trial records β with its original, linear
+    distribution (so every trial of the study stays valid against one search space and
+    the dashboard shows β), and TPE given that distribution would draw β linearly, 9 % of
+    draws in [0.99, 0.999] for β in [0.9, 0.999] instead of half. So TPE (and its random
+    start-up draws) is asked for ``1 - β`` on a log scale, modelled on the past trials' β
+    mapped the same way, and the answer is turned back into β (snapped onto a ``step``).
+    Log-scaled and stepped parameters need nothing: Optuna's distributions carry both.
+    """
+
+    def __init__(self, *, reverse_log: Mapping[str, FloatParam], **options: Any) -> None:
+        super().__init__(**options)
+        self._reverse_log = dict(reverse_log)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        param = self._reverse_log.get(param_name)
+        if param is None or not isinstance(param_distribution, FloatDistribution):
+            return super().sample_independent(study, trial, param_name, param_distribution)
+        low, high = param_distribution.low, param_distribution.high
+        flipped = _OneMinusLog(1.0 - high, 1.0 - low)
+        value = 1.0 - float(super().sample_independent(study, trial, param_name, flipped))
+        if param.step is not None:
+            value = snap_nearest(param, value)
+        return min(max(value, low), high)
 
 
 class GridSampling(Sampling):
@@ -94,12 +145,19 @@ class GridSampling(Sampling):
 
     type: Literal["grid"] = "grid"
 
-    def check_space(self, space: Mapping[str, ParamSpec]) -> None:
+    def check_space(self, space: Mapping[str, ParamSpec], *, stored: bool = False) -> None:
         points = 1
         for name, param in space.items():
             if isinstance(param, FloatParam) and param.step is None:
                 raise SpecError(
                     ("space", name, "step"), "the grid sampler needs a step on every float parameter"
+                )
+            if isinstance(param, FloatParam) and param.scale == "reverse_log" and not stored:
+                # A step spaces the grid evenly in β, not in 1 - β: a silently linear grid.
+                raise SpecError(
+                    ("space", name, "scale"),
+                    "the grid sampler cannot space a reverse_log parameter on its scale (a step is "
+                    "linear in the value); list the values as a categorical, e.g. [0.9, 0.99, 0.999]",
                 )
             points *= len(param.grid_values())
             if points > MAX_GRID_POINTS:

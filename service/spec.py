@@ -191,7 +191,7 @@ class StudySpec(SpecModel):
                 raise SpecError(("objective", "fixed", name), f"{name!r} is both fixed and searched in space")
         if self.objective.built_in is not None:
             self._check_trainer_space()
-        self.sampler.check_space(self.space)
+        self.sampler.check_space(self.space, stored=stored)
         if not stored:
             try:
                 self.pruner.check_first_rung(self.objective.max_epochs)
