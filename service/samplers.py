@@ -119,6 +119,9 @@ class _ScaledTPESampler(TPESampler):
     draws in [0.99, 0.999] for β in [0.9, 0.999] instead of half. So TPE (and its random
     start-up draws) is asked for ``1 - β`` on a log scale, modelled on the past trials' β
     mapped the same way, and the answer is turned back into β (snapped onto a ``step``).
+    With constant liar (Optuna's default) TPE also keeps a running trial's relative draw
+    in a system attribute, as ``1 - β``; it only stands in until the trial's parameters
+    are written, which hone does in the same grant.
     Log-scaled and stepped parameters need nothing: Optuna's distributions carry both.
     """
 
@@ -126,18 +129,37 @@ class _ScaledTPESampler(TPESampler):
         super().__init__(**options)
         self._reverse_log = dict(reverse_log)
 
+    def _flipped(self, name: str, distribution: BaseDistribution) -> BaseDistribution:
+        if name not in self._reverse_log or not isinstance(distribution, FloatDistribution):
+            return distribution
+        return _OneMinusLog(1.0 - distribution.high, 1.0 - distribution.low)
+
+    def _back(self, name: str, distribution: BaseDistribution, value: Any) -> Any:
+        param = self._reverse_log.get(name)
+        if param is None or not isinstance(distribution, FloatDistribution):
+            return value
+        beta = 1.0 - float(value)
+        if param.step is not None:
+            beta = snap_nearest(param, beta)
+        return min(max(beta, distribution.low), distribution.high)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        # TPE's model phase: Optuna 5's TPE is multivariate, drawing every parameter of the
+        # search space at once here (the space itself stays the recorded one, which the
+        # trial checks its suggestions against).
+        flipped = {name: self._flipped(name, d) for name, d in search_space.items()}
+        drawn = super().sample_relative(study, trial, flipped)
+        return {name: self._back(name, search_space[name], value) for name, value in drawn.items()}
+
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        param = self._reverse_log.get(param_name)
-        if param is None or not isinstance(param_distribution, FloatDistribution):
-            return super().sample_independent(study, trial, param_name, param_distribution)
-        low, high = param_distribution.low, param_distribution.high
-        flipped = _OneMinusLog(1.0 - high, 1.0 - low)
-        value = 1.0 - float(super().sample_independent(study, trial, param_name, flipped))
-        if param.step is not None:
-            value = snap_nearest(param, value)
-        return min(max(value, low), high)
+        # Start-up draws, and parameters outside the relative search space (conditional ones).
+        flipped = self._flipped(param_name, param_distribution)
+        value = super().sample_independent(study, trial, param_name, flipped)
+        return self._back(param_name, param_distribution, value)
 
 
 class GridSampling(Sampling):

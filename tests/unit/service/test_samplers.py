@@ -46,14 +46,16 @@ PYTHON_OBJECTIVE = {
 }
 
 
-def _tpe_draws(example: dict[str, Any], *, startup: int, seed: int, n: int = 200) -> list[dict[str, Any]]:
-    """``n`` draws of the built TPE sampler over an objective that says nothing (a constant),
-    so every draw follows the sampler's prior: each parameter uniform on its own scale."""
+def _tpe_draws(example: dict[str, Any], *, startup: int, seed: int, n: int) -> list[dict[str, Any]]:
+    """``n`` draws of the built TPE sampler, on an objective that only ``x`` decides: what
+    TPE learns of the other parameters is nothing, so their draws keep the shape of the
+    start-up draws, each parameter on its own scale."""
     example["space"] = {
         "beta": {"type": "float", "low": 0.9, "high": 0.999, "scale": "reverse_log"},
         "units": {"type": "int", "low": 1, "high": 1024, "scale": "log"},
         "keep": {"type": "float", "low": 0.5, "high": 1.0, "step": 0.05},
         "momentum": {"type": "float", "low": 0.5, "high": 0.95, "step": 0.05, "scale": "reverse_log"},
+        "x": {"type": "float", "low": 0.0, "high": 1.0},
     }
     example["objective"] = PYTHON_OBJECTIVE
     example["sampler"] = {"type": "tpe", "seed": seed, "n_startup_trials": startup}
@@ -65,7 +67,7 @@ def _tpe_draws(example: dict[str, Any], *, startup: int, seed: int, n: int = 200
         trial = study.ask()
         draws.append(suggest_params(trial, spec))
         assert trial.distributions["beta"] == FloatDistribution(0.9, 0.999)  # β, as the dashboard shows it
-        study.tell(trial, 0.0)
+        study.tell(trial, (draws[-1]["x"] - 0.3) ** 2)
     return draws
 
 
@@ -73,24 +75,30 @@ def _share(draws: list[dict[str, Any]], name: str, at: Callable[[Any], bool]) ->
     return sum(at(draw[name]) for draw in draws) / len(draws)
 
 
+def _on_grid(value: float, low: float, step: float) -> bool:
+    return round((value - low) / step, 9).is_integer()
+
+
 def test_tpe_start_up_draws_follow_each_parameters_scale(example: dict[str, Any]) -> None:
-    draws = _tpe_draws(example, startup=200, seed=1)
+    draws = _tpe_draws(example, startup=200, seed=1, n=200)
     # Half of [0.9, 0.999] on the 1 - β log scale is [0.99, 0.999] (linear: 9 %).
     assert 0.4 <= _share(draws, "beta", lambda beta: beta >= 0.99) <= 0.6
     assert 0.4 <= _share(draws, "units", lambda units: units <= 32) <= 0.6  # log: 1..32 is half
-    assert all(0.5 <= d["keep"] <= 1.0 and round((d["keep"] - 0.5) / 0.05, 9).is_integer() for d in draws)
-    assert all(0.5 <= d["momentum"] <= 0.95 and round(d["momentum"] / 0.05, 9).is_integer() for d in draws)
+    assert all(0.5 <= d["keep"] <= 1.0 and _on_grid(d["keep"], 0.5, 0.05) for d in draws)
+    assert all(0.5 <= d["momentum"] <= 0.95 and _on_grid(d["momentum"], 0.5, 0.05) for d in draws)
     # Stepped: 1 - m from 0.05 to 0.5 on a log scale, snapped to 0.05 (linear: 28 %).
     assert 0.4 <= _share(draws, "momentum", lambda m: m >= 0.85) <= 0.7
 
 
 def test_tpe_model_draws_keep_each_parameters_scale(example: dict[str, Any]) -> None:
-    draws = _tpe_draws(example, startup=10, seed=1)[10:]
-    # With nothing learned, TPE's model draws stay near its prior: about half (linear: under 6 %).
-    assert 0.3 <= _share(draws, "beta", lambda beta: beta >= 0.99) <= 0.7
+    # Optuna 5's TPE draws all parameters together after its start-up trials, so one
+    # study's draws of a parameter that does not matter follow a few early trials: pooled
+    # over seeds, they follow the start-up draws' shape (linear: 3 % of β draws >= 0.99).
+    draws = [draw for seed in range(4) for draw in _tpe_draws(example, startup=10, seed=seed, n=70)[10:]]
+    assert 0.3 <= _share(draws, "beta", lambda beta: beta >= 0.99) <= 0.9
     assert _share(draws, "units", lambda units: units <= 32) >= 0.2  # linear: 3 %
-    assert all(round((d["keep"] - 0.5) / 0.05, 9).is_integer() for d in draws)
-    assert all(round(d["momentum"] / 0.05, 9).is_integer() for d in draws)
+    assert all(_on_grid(d["keep"], 0.5, 0.05) and _on_grid(d["momentum"], 0.5, 0.05) for d in draws)
+    assert _share(draws, "x", lambda x: abs(x - 0.3) < 0.05) >= 0.3  # and it learns what matters
 
 
 def test_tpe_learns_on_the_reverse_log_scale(example: dict[str, Any]) -> None:
