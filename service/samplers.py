@@ -53,6 +53,11 @@ class Sampling(SpecModel, ABC):
     def build(self, spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
         """The sampler for the configuration at position ``index`` of the round sampled in ``box``."""
 
+    def history_window(self) -> int | None:
+        """For a sampler that reads the study's history: how many of the most recent
+        finished trials (besides the best) it needs to see; None: every trial."""
+        return None
+
     def check_space(self, space: Mapping[str, ParamSpec], *, stored: bool = False) -> None:
         """Raises SpecError if the sampler cannot search ``space`` (``stored``: a study's
         stored spec, whose checks added since it was created are skipped)."""
@@ -79,23 +84,41 @@ class SobolSampling(Sampling):
         return BoxSampler(spec, box=box, kind="sobol", seed=self.seed, index=index)
 
 
+# TPE models the best trials and this many of the most recent finished ones (at least
+# n_startup_trials): a grant's cost does not grow with the study (service.optuna_tables.SamplerStorage).
+TPE_HISTORY = 1000
+
+
 class TpeSampling(Sampling):
     """Optuna's TPE over the whole space, after ``n_startup_trials`` random ones (10 if omitted)."""
 
     type: Literal["tpe"] = "tpe"
     n_startup_trials: int | None = Field(default=None, ge=0, le=MAX_TOTAL_TRIALS, description="tpe only")
 
+    def _startup(self) -> int:
+        return 10 if self.n_startup_trials is None else self.n_startup_trials
+
+    def history_window(self) -> int | None:
+        return max(TPE_HISTORY, self._startup())
+
     def build(self, spec: StudySpec, *, box: Box, index: int) -> BaseSampler:
-        startup = self.n_startup_trials
         reverse_log = {
             name: param
             for name, param in spec.space.items()
             if isinstance(param, FloatParam) and param.scale == "reverse_log"
         }
+        # Every trial suggests each unconditional parameter with its original distribution,
+        # so they are the intersection search space Optuna would compute from all trials.
+        relative_space = {
+            name: distribution
+            for name, distribution in sorted(spec.distributions().items())
+            if spec.space[name].when is None and not distribution.single()
+        }
         return _ScaledTPESampler(
             reverse_log=reverse_log,
+            relative_space=relative_space,
             seed=(self.seed + index) % (MAX_SEED + 1),
-            n_startup_trials=10 if startup is None else startup,
+            n_startup_trials=self._startup(),
         )
 
 
@@ -125,9 +148,22 @@ class _ScaledTPESampler(TPESampler):
     Log-scaled and stepped parameters need nothing: Optuna's distributions carry both.
     """
 
-    def __init__(self, *, reverse_log: Mapping[str, FloatParam], **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        reverse_log: Mapping[str, FloatParam],
+        relative_space: Mapping[str, BaseDistribution],
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         self._reverse_log = dict(reverse_log)
+        self._relative_space = dict(relative_space)
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        # Optuna intersects the distributions of every finished trial, each grant (a new
+        # sampler each time): 100,000 trials' work for an answer the spec already gives.
+        # hone's studies have one objective, for which Optuna 5's TPE is multivariate.
+        return dict(self._relative_space)
 
     def _flipped(self, name: str, distribution: BaseDistribution) -> BaseDistribution:
         if name not in self._reverse_log or not isinstance(distribution, FloatDistribution):
