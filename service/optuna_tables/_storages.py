@@ -10,14 +10,14 @@ from collections.abc import Container, Hashable, Iterable
 from typing import Any
 
 import optuna
-from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.caches import CACHE_STUDIES, Recent
-from service.optuna_tables._rows import CONFIG_NUMBER_ATTR, _trials
+from service.optuna_tables._rows import CONFIG_NUMBER_ATTR, _trials, _values
 
 
 def ask_trial(
@@ -92,13 +92,54 @@ class SamplerStorage(_CachedStorage):
     and the ``window`` most recent finished ones, by number. A study with fewer than
     ``window`` + ``BEST_KEPT`` finished trials is seen whole, exactly as Optuna sees it;
     beyond, TPE still picks its good trials from the best overall (its gamma keeps at
-    most 25) and models the rest of the space from the recent ones.
+    most 25) and models the rest of the space from the recent ones. The first read of a
+    study, too, loads only those (found with SQL on ids and values), not every trial.
     """
 
     def __init__(self, backend: optuna.storages.RDBStorage, *, window: int) -> None:
         super().__init__(backend)
         self._window = window
         self._histories: dict[int, _History] = {}
+        self._started: set[int] = set()
+
+    def _read_trials_from_remote_storage(self, study_id: int) -> None:
+        with self._lock:
+            known = study_id in self._started
+        if not known:
+            self._read_history(study_id)
+        super()._read_trials_from_remote_storage(study_id)
+
+    def _read_history(self, study_id: int) -> None:
+        """The first read of a study: only the trials the view shows (and the unfinished),
+        not every trial the study has, which Optuna's first read loads."""
+        finished = _trials.c.state.in_([TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL])
+        of_study = _trials.c.study_id == study_id
+        maximize = self._backend.get_study_directions(study_id)[0] == StudyDirection.MAXIMIZE
+        best = (
+            select(_trials.c.trial_id)
+            .join(_values, _values.c.trial_id == _trials.c.trial_id)
+            .where(of_study, _trials.c.state == TrialState.COMPLETE, _values.c.objective == 0)
+            .where(_values.c.value.is_not(None))
+            .order_by(_values.c.value.desc() if maximize else _values.c.value.asc())
+            .limit(BEST_KEPT)
+        )
+        recent = select(_trials.c.trial_id).where(of_study, finished)
+        with self._backend.engine.connect() as connection:
+            watermark = connection.scalar(select(func.max(_trials.c.trial_id)).where(of_study, finished))
+            ids = set(connection.scalars(recent.order_by(_trials.c.number.desc()).limit(self._window)))
+            ids.update(connection.scalars(best))
+            ids.update(connection.scalars(select(_trials.c.trial_id).where(of_study, ~finished)))
+        watermark = -1 if watermark is None else int(watermark)
+        trials = self._backend._get_trials(study_id, None, ids, watermark)
+        with self._lock:
+            if study_id in self._started:
+                return
+            self._started.add(study_id)
+            # Optuna's cache may know the study already (its name, directions), not its trials.
+            study = self._studies.setdefault(study_id, _StudyInfo())
+            self._add_trials_to_cache(study_id, trials)
+            study.unfinished_trial_ids.update(t._trial_id for t in trials if not t.state.is_finished())
+            study.last_finished_trial_id = watermark
 
     def _add_trials_to_cache(self, study_id: int, trials: list[FrozenTrial]) -> None:
         super()._add_trials_to_cache(study_id, trials)  # under the storage's lock
