@@ -32,7 +32,7 @@ def run(api: Api, values: list[float]) -> int | None:
 def reasons(api: Api) -> dict[int, str | None]:
     with api.db.reading() as session:
         query = select(Trial.number, Trial.reason).order_by(Trial.number)
-        return dict(session.execute(query).tuples().all())
+        return dict(session.execute(query).all())
 
 
 def study(api: Api, pruner: dict[str, Any], max_epochs: int = 8) -> None:
