@@ -1,4 +1,5 @@
-"""Claim 4: a 100,000-trial study stays fast to read through hone's API.
+"""Claim 4: a 100,000-trial study stays fast to read through hone's API, and to grant from
+with TPE.
 
 A study is created through hone's API, then 100,000 finished trials are bulk-inserted into
 Optuna's tables (``trials``, ``trial_values``, ``trial_params``) and ``hone_trials`` on the
@@ -8,6 +9,11 @@ same SQLite file. Timed side by side, each call repeated (p50 / p95 of wall time
   best), ``GET /studies/{id}/best``, ``GET /studies/{id}/trials?limit=100`` (one page);
 - ``optuna.load_study(...).best_trial`` in this process (a cold load each time, as a script does);
 - optuna-dashboard's ``GET /api/studies/{id}`` (its WSGI app served on a local port).
+
+TPE grants: a TPE study of 1,000, 10,000 and 100,000 bulk-inserted trials (quick: 1,000
+and 10,000; smoke: 200 and 1,000) in a closed first round, each granted from over HTTP
+(``POST /leases``) in its second round: the first grant (the API process's first read of
+the study) and p50 / p95 of the next ones.
 
 Run alone: ``python -m benchmarks.big_study [--quick]`` (quick: 10,000 trials).
 """
@@ -54,8 +60,8 @@ SPEC: dict[str, Any] = {
 }
 
 
-def fill(url: str, *, study_id: int, trials: int, chunk: int = 10_000) -> None:
-    """Bulk-insert ``trials`` complete trials into Optuna's tables and hone's."""
+def fill(url: str, *, study_id: int, trials: int, chunk: int = 10_000, round_number: int = 1) -> None:
+    """Bulk-insert ``trials`` complete trials into Optuna's tables and hone's (in ``round_number``)."""
     distributions = StudySpec.model_validate(SPEC).distributions()
     dist_json = {name: distribution_to_json(d) for name, d in distributions.items()}
     rng = random.Random(0)
@@ -97,7 +103,7 @@ def fill(url: str, *, study_id: int, trials: int, chunk: int = 10_000) -> None:
                         "study_id": study_id,
                         "trial_id": trial_id,
                         "number": number,
-                        "round": 1,
+                        "round": round_number,
                         "config_number": number,
                         "attempt": 0,
                         "state": "complete",
@@ -139,6 +145,47 @@ def fill(url: str, *, study_id: int, trials: int, chunk: int = 10_000) -> None:
         else:
             conn.execute(text("ANALYZE"))
     engine.dispose()
+
+
+TPE_SIZES = {"full": [1_000, 10_000, 100_000], "quick": [1_000, 10_000], "smoke": [200, 1_000]}
+TPE_RATIO = 2.0  # the largest study's p50 grant within this factor of the smallest's
+
+
+def tpe_grants(api: Any, url: str, *, sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
+    """Grant latency (ms) over HTTP in TPE studies of each size: the first grant and the rest."""
+    found: dict[int, dict[str, float]] = {}
+    for trials in sizes:
+        spec = {
+            **SPEC,
+            "name": f"tpe-{trials}",
+            "sampler": {"type": "tpe", "seed": 0},
+            "rounds": [{"trials": 1}, {"trials": repeat + 10}],
+        }
+        created = api.client.post("/api/v1/studies", json=spec)
+        created.raise_for_status()
+        study_id = int(created.json()["id"])
+        # The trials are a closed first round and the grants come from an open second one:
+        # finishing a 100,000-trial round is a cost of its own, not the grant's.
+        api.client.post(f"/api/v1/studies/{study_id}/rounds", json={}).raise_for_status()
+        fill(url, study_id=study_id, trials=trials, round_number=1)
+        body = {"worker": "bench", "devices": ["cpu"], "studies": [study_id]}
+
+        def grant(body: dict[str, Any] = body) -> Any:
+            response = api.client.post("/api/v1/leases", json=body)
+            assert response.status_code == 201, response.text
+            return response
+
+        t0 = time.perf_counter()
+        grant()
+        first = (time.perf_counter() - t0) * 1000
+        times = _time(grant, repeat=repeat, budget_s=60)
+        found[trials] = {
+            "first_ms": first,
+            "p50_ms": percentile(times, 50),
+            "p95_ms": percentile(times, 95),
+            "calls": len(times),
+        }
+    return found
 
 
 def _time(call: Callable[[], Any], *, repeat: int, budget_s: float) -> list[float]:
@@ -192,6 +239,7 @@ def run(mode: str) -> dict[str, Any]:
                 get(f"/api/v1/studies/{study_id}/trials?limit=100"), repeat=repeat, budget_s=30
             )
             hone_best = api.client.get(f"/api/v1/studies/{study_id}/best").json()
+            tpe = tpe_grants(api, url, sizes=TPE_SIZES[mode], repeat=repeat)
         finally:
             api.close()
 
@@ -233,6 +281,7 @@ def run(mode: str) -> dict[str, Any]:
         "fill_seconds": fill_s,
         "same_best": abs(float(hone_best["value"]) - float(optuna_value)) < 1e-9,
         "calls": rows,
+        "tpe_grants": {str(size): row for size, row in tpe.items()},
         "seconds": time.perf_counter() - started,
         "targets": [
             target(
@@ -244,8 +293,21 @@ def run(mode: str) -> dict[str, Any]:
             )
             for name, row in rows.items()
             if name.startswith("hone")
-        ],
+        ]
+        + [_tpe_target(tpe)],
     }
+
+
+def _tpe_target(tpe: dict[int, dict[str, float]]) -> dict[str, Any]:
+    small, large = min(tpe), max(tpe)
+    ratio = tpe[large]["p50_ms"] / tpe[small]["p50_ms"]
+    return target(
+        f"Big study: a TPE grant at {large:,} trials costs what it does at {small:,}",
+        f"p50 ratio ≤ {TPE_RATIO:g}",
+        f"p50 {tpe[small]['p50_ms']:.1f} → {tpe[large]['p50_ms']:.1f} ms (×{ratio:.2f})",
+        ratio <= TPE_RATIO,
+        f"{TPE_RATIO - ratio:+.2f}",
+    )
 
 
 def markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
@@ -259,6 +321,21 @@ def markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
             [[name, r["p50_ms"], r["p95_ms"], r["calls"]] for name, r in result["calls"].items()],
         ),
     ]
+    tpe = result.get("tpe_grants") or {}
+    if tpe:
+        lines += [
+            "",
+            "TPE grants (`POST /leases` over HTTP, in a TPE study of that many finished trials): "
+            "the API process's first grant of the study, then wall time per grant.",
+            "",
+            table(
+                ["trials", "first ms", "p50 ms", "p95 ms", "grants"],
+                [
+                    [f"{int(n):,}", r["first_ms"], r["p50_ms"], r["p95_ms"], r["calls"]]
+                    for n, r in tpe.items()
+                ],
+            ),
+        ]
     for plot in plots or []:
         lines += ["", f"![big study]({plot})"]
     return "\n".join(lines)

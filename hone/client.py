@@ -30,6 +30,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from hone.settings import Settings, get_settings
 from protocol import (
     EnqueuedTrial,
+    ImportanceEvaluator,
     ImportanceOut,
     RoundOut,
     RoundPreview,
@@ -281,8 +282,14 @@ class Client:
             body["trials"] = trials
         return self._model(RoundOut, "POST", f"/studies/{study_id}/rounds", json=body)
 
-    def importance(self, study_id: int) -> ImportanceOut:
-        return self._model(ImportanceOut, "GET", f"/studies/{study_id}/importance")
+    def importance(
+        self, study_id: int, *, evaluator: ImportanceEvaluator = "ped_anova", round: int | None = None
+    ) -> ImportanceOut:
+        """Parameter importances by ``evaluator``, of the study or of one ``round``."""
+        params: dict[str, Any] = {"evaluator": evaluator}
+        if round is not None:
+            params["round"] = round
+        return self._model(ImportanceOut, "GET", f"/studies/{study_id}/importance", params=params)
 
     # -- export ------------------------------------------------------------------------
 

@@ -174,11 +174,22 @@ class OpenRoundRequest(BaseModel):
     trials: int | None = Field(default=None, ge=1, le=100_000)
 
 
+ImportanceEvaluator = Literal["ped_anova", "fanova", "mean_decrease_impurity"]
+
+
 class ImportanceOut(BaseModel):
-    """Parameter importances (fANOVA) over completed trials."""
+    """Parameter importances over completed trials (of the whole study, or of one round),
+    computed by ``evaluator``: Optuna's PED-ANOVA by default, fANOVA or mean decrease in
+    impurity on request."""
 
     importances: dict[str, float]
     completed_trials: int
     trials_used: int
     sampled: bool = Field(description="True when only a sample of the completed trials was used")
     note: str | None = None
+    evaluator: ImportanceEvaluator = Field(
+        default="ped_anova", description="The algorithm that computed them"
+    )
+    round: int | None = Field(
+        default=None, description="The round whose trials were evaluated (in its box); null: the whole study"
+    )

@@ -251,6 +251,7 @@ def _ask(backend: Backend, candidate: _Candidate) -> _Opened:
         sampler=spec.sampler.build(spec, box=candidate.box, index=candidate.index),
         suggest=lambda trial: suggest_params(trial, spec),
         round_number=candidate.round,
+        window=spec.sampler.history_window(),
     )
     return _opened(trial_id, number, params, attrs, candidate.round)
 

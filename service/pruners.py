@@ -15,12 +15,17 @@ dumped before pruners were variants hold every option at its default. Those are 
 
 from __future__ import annotations
 
+import math
 import warnings
 from abc import ABC, abstractmethod
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
+import numpy as np
+import optuna
 from optuna import pruners
 from optuna.exceptions import ExperimentalWarning
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 from pydantic import (
     BeforeValidator,
     Field,
@@ -67,6 +72,17 @@ class Pruning(SpecModel, ABC):
         """Raises SpecError if the pruner could never prune a run of ``max_epochs``."""
         return
 
+    def explain(self, study: optuna.Study, trial: FrozenTrial, *, metric: str, max_epochs: int) -> str:
+        """Why the pruner pruned ``trial`` (read after it judged) at its last step, from
+        what it read: the threshold or the rung and its cut-off."""
+        step = trial.last_step
+        value = trial.intermediate_values.get(step, math.nan) if step is not None else math.nan
+        return f"{metric} {value:.4g} at epoch {step}"
+
+
+def _worse(direction: StudyDirection) -> str:
+    return "above" if direction == StudyDirection.MINIMIZE else "below"
+
 
 class NoPruning(Pruning):
     """Never prunes: every trial runs to its end."""
@@ -95,11 +111,38 @@ class _AgainstCompletedTrials(Pruning):
         # Optuna's percentile pruner needs n_startup_trials completed trials, and at least one.
         return step >= self.n_warmup_steps and completed >= max(self.n_startup_trials, 1)
 
+    def _kept(self) -> float:
+        """The share (in %) of completed trials' values at a step that a trial must match."""
+        return 50.0
+
+    def _threshold_name(self) -> str:
+        return f"the {self._kept():g} % cut-off"
+
+    def explain(self, study: optuna.Study, trial: FrozenTrial, *, metric: str, max_epochs: int) -> str:
+        # As Optuna's percentile pruner (the median is its 50th percentile) computes it.
+        step = trial.last_step
+        values = np.asarray(list(trial.intermediate_values.values()), dtype=float)
+        if step is None or values.size == 0 or np.isnan(values).all():
+            return f"{metric} is NaN at epoch {step}"
+        direction = study.direction
+        best = float(np.nanmin(values) if direction == StudyDirection.MINIMIZE else np.nanmax(values))
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        at_step = [t.intermediate_values[step] for t in completed if step in t.intermediate_values]
+        kept = self._kept() if direction == StudyDirection.MINIMIZE else 100.0 - self._kept()
+        threshold = float(np.nanpercentile(np.asarray(at_step, dtype=float), kept)) if at_step else math.nan
+        return (
+            f"{metric} {best:.4g} (best so far) {_worse(direction)} {self._threshold_name()} "
+            f"{threshold:.4g} of {len(at_step)} completed trials at epoch {step}"
+        )
+
 
 class MedianPruning(_AgainstCompletedTrials):
     """Prunes a trial whose best value so far is worse than the completed trials' median."""
 
     type: Literal["median"] = "median"
+
+    def _threshold_name(self) -> str:
+        return "the median"
 
     def build(self, max_epochs: int) -> pruners.BasePruner:
         return pruners.MedianPruner(
@@ -121,6 +164,12 @@ class PercentilePruning(_AgainstCompletedTrials):
         description="A trial whose best value so far is worse than this percentile "
         "of the completed trials' values at the same epoch is pruned (the top `percentile` % are kept)",
     )
+
+    def _kept(self) -> float:
+        return self.percentile
+
+    def _threshold_name(self) -> str:
+        return f"the cut-off of the top {self.percentile:g} %"
 
     def build(self, max_epochs: int) -> pruners.BasePruner:
         return pruners.PercentilePruner(
@@ -165,6 +214,25 @@ class _Rungs(Pruning):
 
     def _first_rung_rate(self) -> int:
         return 0
+
+    def explain(self, study: optuna.Study, trial: FrozenTrial, *, metric: str, max_epochs: int) -> str:
+        # Imported here: optuna_tables reads stored specs (service.caches), which import this module.
+        from service import optuna_tables
+
+        judged = optuna_tables.rung_judgement(study, trial)
+        if judged is None:
+            return f"{metric} is NaN at epoch {trial.last_step}"
+        rate = self._first_rung_rate() + judged.bracket
+        epoch = self.min_resource_for(max_epochs) * self.reduction_factor ** (rate + judged.rung)
+        # Optuna promotes the top 1/reduction_factor, and the best alone while fewer compete.
+        ranked = sorted(judged.competing, reverse=study.direction == StudyDirection.MAXIMIZE)
+        promoted = max(len(ranked) // self.reduction_factor, 1)
+        bracket = f", bracket {judged.bracket}" if isinstance(self, HyperbandPruning) else ""
+        return (
+            f"rung {judged.rung + 1} (epoch {epoch}{bracket}): {metric} {judged.value:.4g} not in the "
+            f"top 1/{self.reduction_factor} of {len(ranked)} trials there (the best {promoted}: "
+            f"cut-off {ranked[promoted - 1]:.4g})"
+        )
 
     def check_first_rung(self, max_epochs: int) -> None:
         """A first rung after the last epoch would never prune: refused, rather than
@@ -226,6 +294,26 @@ class PatientPruning(Pruning):
         if not is_stored(info) and self.wrapped is not None and self.wrapped.type == "patient":
             raise SpecError(("wrapped", "type"), "a patient pruner cannot wrap another patient pruner")
         return self
+
+    def explain(self, study: optuna.Study, trial: FrozenTrial, *, metric: str, max_epochs: int) -> str:
+        # As Optuna's patient pruner splits a trial's steps: the last patience + 1 against the rest.
+        steps = sorted(trial.intermediate_values)
+        before = [trial.intermediate_values[s] for s in steps[: -self.patience - 1]]
+        after = [trial.intermediate_values[s] for s in steps[-self.patience - 1 :]]
+        pick = np.nanmin if study.direction == StudyDirection.MINIMIZE else np.nanmax
+        since = steps[-self.patience - 1] if len(steps) > self.patience else None
+        delta = f", worse by more than min_delta {self.min_delta:g}" if self.min_delta else ""
+        reason = (
+            f"{metric} has not improved on {float(pick(before)):.4g} for {self.patience + 1} epochs "
+            f"(patience {self.patience}; best {float(pick(after)):.4g} since epoch {since}{delta})"
+            if before and after
+            else f"{metric} stalled at epoch {trial.last_step}"
+        )
+        if self.wrapped is None:
+            return reason
+        return f"{reason}, and {self.wrapped.type}: " + self.wrapped.explain(
+            study, trial, metric=metric, max_epochs=max_epochs
+        )
 
     def build(self, max_epochs: int) -> pruners.BasePruner:
         wrapped = None if self.wrapped is None else self.wrapped.build(max_epochs)

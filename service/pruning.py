@@ -72,7 +72,12 @@ def report(
     except (UpdateFinishedTrialError, RuntimeError) as error:
         raise Conflict(f"lease {lease_id} is over: {error}") from error
     if prune:
-        reason = f"pruned by {spec.pruner.type} pruner at step {step}: value {value:.4g}"
+        # Read again: a rung pruner records the rung it judged at on the trial.
+        judged = storage.get_trial(row.trial_id)
+        why = spec.pruner.explain(
+            study, judged, metric=spec.objective.metric, max_epochs=spec.objective.max_epochs
+        )
+        reason = f"pruned by the {spec.pruner.type} pruner: {why}"
         with db.transaction() as session:
             session.execute(
                 update(Trial).where(Trial.id == row.id, Trial.state == "running").values(reason=reason)

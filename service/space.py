@@ -14,7 +14,9 @@ Trials always keep the ORIGINAL distribution (:meth:`FloatParam.distribution` an
 friends) so every trial of a study is valid against one search space; rounds narrow only
 where hone's sampler draws (``service.narrowing``, ``service.sampling``). Optuna has no
 reverse-log distribution, so such a parameter is recorded as a linear
-``FloatDistribution(low, high)`` and sampled on the ``1 - x`` log scale by hone.
+``FloatDistribution(low, high)`` and sampled on the ``1 - x`` log scale by hone: by the
+box sampler, and by TPE through a ``1 - x`` log distribution (``service.samplers``); the
+grid sampler refuses it.
 
 ``when`` makes a parameter conditional: it exists only while a categorical parent takes
 one of the listed values (momentum's β only for ``"momentum"``).

@@ -215,7 +215,7 @@ class StudySpec(SpecModel):
                     self.objective.check_metric()
                 except SpecError as exc:
                     raise SpecError(("objective", *exc.loc), exc.message) from None
-        self.sampler.check_space(self.space)
+        self.sampler.check_space(self.space, stored=stored)
         if not stored:
             try:
                 self.pruner.check_first_rung(self.objective.max_epochs)

@@ -9,7 +9,8 @@ optuna-dashboard and ``optuna.load_study`` read them as usual; ``tests/api/
 test_lease_rows.py`` compares them with what Optuna's own ask/tell/enqueue write, and is
 the gate for an Optuna upgrade (pyproject pins the tested minor version). No other
 module of hone's imports ``optuna.storages._*`` or names Optuna's tables
-(``tests/unit/test_boundaries.py``): rows are in ``_rows``, storages in ``_storages``.
+(``tests/unit/test_boundaries.py``): rows are in ``_rows``, storages in ``_storages``,
+what Optuna's rung pruners recorded in ``_pruners``.
 
 One path still writes through Optuna's engine: :func:`ask_trial`, for samplers that read
 the study's history (TPE, grid). Their sampling is Optuna's own code; its trial commits
@@ -21,6 +22,7 @@ migration 0005): a study another tool deletes takes hone's rows with it.
 """
 
 from service.optuna_tables import _study_deletion as study_deletion
+from service.optuna_tables._pruners import RungJudgement, rung_judgement
 from service.optuna_tables._rows import (
     CONFIG_NUMBER_ATTR,
     add_params,
@@ -52,6 +54,7 @@ from service.optuna_tables._storages import PrunerStorage, ask_trial, study_stor
 __all__ = [
     "CONFIG_NUMBER_ATTR",
     "PrunerStorage",
+    "RungJudgement",
     "add_params",
     "add_user_attrs",
     "ask_trial",
@@ -67,6 +70,7 @@ __all__ = [
     "orphans",
     "pop_waiting",
     "reported_trial",
+    "rung_judgement",
     "set_intermediate_values",
     "set_study_user_attr",
     "set_system_attr",

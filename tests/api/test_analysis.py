@@ -56,6 +56,7 @@ def test_importance_over_many_trials_uses_a_stated_sample(api: Api, monkeypatch:
     assert body["trials_used"] == 20
     assert body["completed_trials"] == 50
     assert "sample of 20 of the 50" in body["note"]
+    assert body["note"].startswith("PED-ANOVA over")
 
 
 def test_export_as_csv_flattens_params_into_columns(api: Api) -> None:
@@ -88,3 +89,56 @@ def test_export_as_json_is_an_array_of_trials_across_batches(
     empty = api.create_study(name="empty")["id"]
     assert json.loads(api.get(f"/studies/{empty}/export", params={"format": "json"}).text) == []
     assert api.get(f"/studies/{study_id}/export", params={"format": "xml"}).status_code == 422
+
+
+def test_importance_names_its_evaluator_and_the_request_chooses_it(api: Api) -> None:
+    study_id = api.create_study()["id"]
+    values = [float(1 + n % 4) + 0.01 * (n % 3) for n in range(40)]  # n_layers decides
+    add_trials(api.db, study_id=study_id, values=values, params=_params)
+    default = api.get(f"/studies/{study_id}/importance").json()
+    assert (default["evaluator"], default["round"]) == ("ped_anova", None)
+    for evaluator in ("ped_anova", "fanova", "mean_decrease_impurity"):
+        body = api.get(f"/studies/{study_id}/importance", params={"evaluator": evaluator}).json()
+        assert body["evaluator"] == evaluator
+        assert max(body["importances"], key=body["importances"].get) == "n_layers"
+    unknown = api.get(f"/studies/{study_id}/importance", params={"evaluator": "shap"})
+    assert unknown.status_code == 422
+
+
+def test_the_default_importance_is_what_optuna_computes_by_default(api: Api) -> None:
+    study_id = api.create_study()["id"]
+    values = [float(n % 7) * 0.3 + float(1 + n % 4) for n in range(40)]
+    add_trials(api.db, study_id=study_id, values=values, params=_params)
+    body = api.get(f"/studies/{study_id}/importance").json()
+    ped = api.get(f"/studies/{study_id}/importance", params={"evaluator": "ped_anova"}).json()
+    fanova = api.get(f"/studies/{study_id}/importance", params={"evaluator": "fanova"}).json()
+    assert body["importances"] == ped["importances"] != fanova["importances"]
+
+
+def test_importance_per_round_uses_that_rounds_trials_in_its_box(api: Api) -> None:
+    study_id = api.create_study()["id"]
+    # Round 1: n_layers decides. Round 2 (lr and n_layers narrowed): lr decides.
+    add_trials(api.db, study_id=study_id, values=[float(1 + n % 4) for n in range(20)], params=_params)
+    box = {"lr": {"low": 1e-3, "high": 1e-2}, "n_layers": {"low": 2, "high": 3}}
+    assert api.post(f"/studies/{study_id}/rounds", json={"box": box, "trials": 20}).status_code == 201
+
+    def narrowed(number: int) -> dict[str, object]:
+        lr = 10 ** (-3 + (number % 10) / 10)
+        return {"lr": lr, "n_layers": 2 + number % 2, "optimizer": ["adam", "sgd"][number % 3 % 2]}
+
+    add_trials(
+        api.db,
+        study_id=study_id,
+        values=[float(n % 10) for n in range(20, 40)],
+        start=20,
+        round_number=2,
+        params=narrowed,
+    )
+    first = api.get(f"/studies/{study_id}/importance", params={"round": 1}).json()
+    second = api.get(f"/studies/{study_id}/importance", params={"round": 2}).json()
+    assert (first["round"], first["completed_trials"]) == (1, 20)
+    assert (second["round"], second["completed_trials"], second["trials_used"]) == (2, 20, 20)
+    assert max(first["importances"], key=first["importances"].get) == "n_layers"
+    assert max(second["importances"], key=second["importances"].get) == "lr"
+    assert api.get(f"/studies/{study_id}/importance", params={"round": 3}).status_code == 404
+    assert api.get(f"/studies/{study_id}/importance", params={"round": 0}).status_code == 422

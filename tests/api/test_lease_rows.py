@@ -243,3 +243,26 @@ def test_a_study_is_stored_as_create_study_would_store_it(api: Api) -> None:
     assert loaded.user_attrs["hone_current_round"] == 1
     assert loaded.user_attrs["hone_round_1"]["budget"] == study["spec"]["rounds"][0]["trials"]
     assert [s.study_name for s in optuna.get_all_study_summaries(api.app.state.storage)] == [study["name"]]
+
+
+def test_a_tpe_grant_draws_reverse_log_on_its_scale_and_stores_the_original_distribution(api: Api) -> None:
+    study = api.create_study(
+        objective=OBJECTIVE,
+        space=SPACE,
+        # TPE's start-up draws, through the grant path (its model's draws: test_samplers.py).
+        sampler={"type": "tpe", "seed": 5, "n_startup_trials": 30},
+        rounds=[{"trials": 30}],
+    )
+    storage = api.app.state.storage
+    betas = []
+    for _ in range(30):
+        grant = lease(api, study["id"])
+        number = grant["trial"]["number"]
+        stored = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study["id"], number))
+        assert stored.distributions["beta"] == optuna.distributions.FloatDistribution(0.5, 0.999)
+        assert stored.params["beta"] == grant["trial"]["params"]["beta"]
+        betas.append(grant["trial"]["params"]["beta"])
+        lease_id = grant["lease"]["id"]
+        assert api.post(f"/leases/{lease_id}/complete", "worker", json={"value": 1.0}).status_code == 200
+    # β >= 0.99 is 37 % of [0.5, 0.999] on the 1 - β log scale, 2 % of it linearly.
+    assert sum(beta >= 0.99 for beta in betas) >= 6

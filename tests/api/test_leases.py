@@ -244,7 +244,9 @@ def test_the_median_pruner_prunes_a_bad_trial_and_records_why(api: Api) -> None:
     assert on(api, bad, "prune").json()["state"] == "pruned"
     assert on(api, bad, "prune").json()["duplicate"] is True
     pruned = rows(api)[2]
-    assert pruned.state == "pruned" and pruned.reason == "pruned by median pruner at step 1: value 5"
+    assert pruned.state == "pruned" and pruned.reason == (
+        "pruned by the median pruner: val_loss 5 (best so far) above the median 0.15 of 2 completed trials at epoch 1"
+    )
     assert api.app.state.storage.get_trial(pruned.trial_id).state == optuna.trial.TrialState.PRUNED
 
 
@@ -323,7 +325,9 @@ def test_steps_sent_together_are_all_recorded_and_the_pruner_decides_on_the_last
     answer = on(api, bad, "report", {"step": 2, "value": 9.0, "steps": [{"step": 1, "value": 8.0}]})
     assert answer.json()["prune"] is True
     assert intermediate(api, 1) == {1: 8.0, 2: 9.0}
-    assert rows(api)[1].reason == "pruned by median pruner at step 2: value 9"
+    assert rows(api)[1].reason == (  # the best so far is step 1's 8.0: every value was seen
+        "pruned by the median pruner: val_loss 8 (best so far) above the median 0.1 of 1 completed trials at epoch 2"
+    )
 
 
 def test_the_last_epoch_is_never_pruned_and_a_result_after_a_prune_answer_completes(api: Api) -> None:

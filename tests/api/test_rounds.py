@@ -95,3 +95,41 @@ def test_a_completed_study_has_no_next_round_to_preview(api: Api) -> None:
     assert "no next round" in answer.json()["detail"]
     api.post(f"/studies/{study_id}/stop")
     assert api.get(f"/studies/{study_id}/rounds/next", role="read").status_code == 409
+
+
+def test_a_completed_study_is_continued_with_a_new_round(api: Api) -> None:
+    worker = {"worker": "w", "devices": ["cpu"]}
+    study_id = api.create_study(rounds=[{"trials": 2}])["id"]
+
+    def run_one() -> dict[str, object]:
+        grant = api.post("/leases", "worker", json=worker)
+        assert grant.status_code == 201, grant.text
+        lease_id = grant.json()["lease"]["id"]
+        value = 0.5 - 0.1 * grant.json()["trial"]["number"]
+        assert api.post(f"/leases/{lease_id}/complete", "worker", json={"value": value}).status_code == 200
+        trial: dict[str, object] = grant.json()["trial"]
+        return trial
+
+    assert [run_one()["round"] for _ in range(2)] == [1, 1]
+    assert api.post("/leases", "worker", json=worker).status_code == 204
+    assert api.get(f"/studies/{study_id}").json()["status"] == "completed"
+
+    opened = api.post(f"/studies/{study_id}/rounds", json={"trials": 2})
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["number"] == 2
+    detail = api.get(f"/studies/{study_id}").json()
+    assert (detail["status"], detail["current_round"]) == ("running", 2)
+    box = opened.json()["box"]
+    trials = [run_one() for _ in range(2)]
+    assert [(t["number"], t["round"]) for t in trials] == [(2, 2), (3, 2)]
+    for trial in trials:
+        assert box["lr"]["low"] <= trial["params"]["lr"] <= box["lr"]["high"]  # type: ignore[index]
+    assert api.post("/leases", "worker", json=worker).status_code == 204
+    detail = api.get(f"/studies/{study_id}").json()
+    assert (detail["status"], detail["best"]["number"]) == ("completed", 3)
+    rounds = api.get(f"/studies/{study_id}/rounds").json()
+    assert [(r["number"], r["status"], r["counts"]["complete"]) for r in rounds] == [
+        (1, "closed", 2),
+        (2, "closed", 2),
+    ]
+    assert api.post(f"/studies/{study_id}/rounds", json={}).status_code == 422  # past the spec: a budget
