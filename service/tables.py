@@ -131,6 +131,8 @@ class Trial(Base):
         Index("ix_hone_trials_study_value", "study_id", "value"),
         Index("ix_hone_trials_state_expiry", "state", "lease_expires_at"),
         Index("ix_hone_trials_study_updated", "study_id", "updated_at"),
+        # A configuration's attempts: round counts look for a newer attempt of each trial.
+        Index("ix_hone_trials_study_config", "study_id", "config_number", "attempt"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

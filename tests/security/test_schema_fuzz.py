@@ -198,7 +198,7 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(api_schema: Any) -> None:
 
 
 def test_create_read_delete_sequences_never_answer_5xx(api_schema: Any) -> None:
-    run_stateful(api_schema, examples=15, steps=6, derandomize=True)
+    run_stateful(api_schema, examples=25, steps=6, derandomize=True)
 
 
 @pytest.mark.long
