@@ -43,6 +43,15 @@ def split_reason(reason: str, traceback: str | None) -> tuple[str, str | None]:
 
 def failure_groups(session: Session, *, study_id: int) -> list[FailureGroup]:
     """A study's failed trials grouped by reason, most frequent first."""
+    # The counter rows say in a few rows whether there is anything to group: on a big study
+    # without failures SQLite's planner may scan every trial for the GROUP BY.
+    failed = session.scalar(
+        select(func.sum(TrialCount.trials)).where(
+            TrialCount.study_id == study_id, TrialCount.state == "failed"
+        )
+    )
+    if not failed:
+        return []
     count = func.count().label("count")
     rows = session.execute(
         select(Trial.reason, count)

@@ -7,7 +7,9 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy import event
 
+from service import failures
 from tests.api.conftest import SPEC, Api
 from tests.api.test_leases import granted, lease, on, rows
 
@@ -190,3 +192,26 @@ def test_diverged_trials_never_fail_a_study_by_the_failure_policy(api: Api) -> N
         fail(api, reason="diverged: val_loss became NaN or infinite", cause="diverged")
     assert api.get(f"/studies/{study['id']}").json()["status"] == "running"
     assert lease(api).status_code == 201
+
+
+def test_a_study_without_failures_groups_them_from_its_counter_rows_alone(api: Api) -> None:
+    """A big study's summary must not scan its trials for failures it does not have (with
+    planner statistics SQLite chose a full scan for the GROUP BY: 11 ms at 100,000 trials)."""
+    study = api.create_study()
+    on(api, granted(api)["lease"]["id"], "complete", {"value": 0.5})
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = api.db.read_sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with api.db.reading() as session:
+            assert failures.failure_groups(session, study_id=study["id"]) == []
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert statements and not any("FROM hone_trials" in s for s in statements), statements
+    fail(api)
+    with api.db.reading() as session:
+        assert failures.failure_groups(session, study_id=study["id"])[0].count == 1
