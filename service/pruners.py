@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import warnings
 from abc import ABC, abstractmethod
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import optuna
@@ -31,13 +31,12 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
-    create_model,
     field_validator,
     model_validator,
 )
 
 from service.limits import MAX_TOTAL_TRIALS
-from service.spec_base import SpecError, SpecModel, is_stored, not_a_model
+from service.spec_base import SpecError, SpecModel, Variants, is_stored
 
 # The percentile pruner's default keeps the top three quarters at each epoch: it cuts only
 # trials that most finished trials beat, so a slow starter that ends best survives where
@@ -331,15 +330,10 @@ PrunerVariant = (
     | HyperbandPruning
     | PatientPruning
 )
-VARIANTS: dict[str, type[Pruning]] = {
-    variant.model_fields["type"].default: variant for variant in get_args(PrunerVariant)
-}
 DefaultPruner = MedianPruning
-
-
-def options(kind: str) -> set[str]:
-    """The options (fields but ``type``) of the pruner named ``kind``."""
-    return set(VARIANTS[kind].model_fields) - {"type"}
+FAMILY: Variants[Pruning] = Variants(PrunerVariant, default=DefaultPruner, name="PrunerSpec")
+VARIANTS = FAMILY.by_type
+options = FAMILY.options
 
 
 def _pruner_input(data: Any, info: ValidationInfo) -> Any:
@@ -348,17 +342,8 @@ def _pruner_input(data: Any, info: ValidationInfo) -> Any:
     refused otherwise."""
     if isinstance(data, Pruning):
         return data
-    if not isinstance(data, dict):
-        raise not_a_model(data, "PrunerSpec")
-    data = {"type": DefaultPruner.model_fields["type"].default, **data}
-    kind = data["type"]
-    if not isinstance(kind, str) or kind not in VARIANTS:
-        _Kind.model_validate({"type": kind})
-        return data
-    for name in sorted(set(data) - options(kind) - {"type"}):
-        users = [other for other in VARIANTS if name in options(other)]
-        if not users:
-            continue  # not an option of any pruner: refused as an extra field
+    data, kind, foreign = FAMILY.typed(data)
+    for name, users in foreign:
         if is_stored(info) or _is_default(VARIANTS[users[0]], name, data[name], info):
             del data[name]
             continue
@@ -376,18 +361,9 @@ def _is_default(variant: type[SpecModel], name: str, value: Any, info: Validatio
 
 
 PrunerSpec = Annotated[
-    NoPruning
-    | MedianPruning
-    | PercentilePruning
-    | SuccessiveHalvingPruning
-    | HyperbandPruning
-    | PatientPruning,
+    PrunerVariant,
     Field(discriminator="type"),
     BeforeValidator(_pruner_input),
 ]
-
-# The type alone, so an unknown one gets pydantic's message listing the known ones.
-_kinds: Any = Literal.__getitem__(tuple(VARIANTS))
-_Kind = create_model("_Kind", __base__=SpecModel, type=(_kinds, ...))
 
 PatientPruning.model_rebuild()

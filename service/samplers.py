@@ -16,18 +16,18 @@ from __future__ import annotations
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.samplers import BaseSampler, GridSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
-from pydantic import BeforeValidator, Field, ValidationError, create_model
+from pydantic import BeforeValidator, Field, ValidationError
 
 from service.box_sampler import BoxSampler
 from service.limits import MAX_GRID_POINTS, MAX_SEED, MAX_TOTAL_TRIALS
 from service.scales import snap_nearest
 from service.space import FloatParam, ParamSpec
-from service.spec_base import SpecError, SpecModel, not_a_model
+from service.spec_base import SpecError, SpecModel, Variants
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -240,15 +240,10 @@ class _StudyGridSampler(GridSampler):
 
 # Every sampler, in the order messages list them: the one place a new sampler is added.
 SamplerVariant = RandomSampling | SobolSampling | TpeSampling | GridSampling
-VARIANTS: dict[str, type[Sampling]] = {
-    variant.model_fields["type"].default: variant for variant in get_args(SamplerVariant)
-}
 DefaultSampler = RandomSampling
-
-
-def options(kind: str) -> set[str]:
-    """The options (fields but ``type``) of the sampler named ``kind``."""
-    return set(VARIANTS[kind].model_fields) - {"type"}
+FAMILY: Variants[Sampling] = Variants(SamplerVariant, default=DefaultSampler, name="SamplerSpec")
+VARIANTS = FAMILY.by_type
+options = FAMILY.options
 
 
 def _sampler_input(data: Any) -> Any:
@@ -256,17 +251,8 @@ def _sampler_input(data: Any) -> Any:
     (stored specs hold ``"n_startup_trials": null``) and refused otherwise."""
     if isinstance(data, Sampling):
         return data
-    if not isinstance(data, dict):
-        raise not_a_model(data, "SamplerSpec")
-    data = {"type": DefaultSampler.model_fields["type"].default, **data}
-    kind = data["type"]
-    if not isinstance(kind, str) or kind not in VARIANTS:
-        _Kind.model_validate({"type": kind})
-        return data
-    for name in sorted(set(data) - options(kind) - {"type"}):
-        users = [other for other in VARIANTS if name in options(other)]
-        if not users:
-            continue  # not an option of any sampler: refused as an extra field
+    data, _, foreign = FAMILY.typed(data)
+    for name, users in foreign:
         if data[name] is not None:
             try:
                 VARIANTS[users[0]].model_validate({name: data[name]})
@@ -283,7 +269,3 @@ SamplerSpec = Annotated[
     Field(discriminator="type"),
     BeforeValidator(_sampler_input),
 ]
-
-# The type alone, so an unknown one gets pydantic's message listing the known ones.
-_kinds: Any = Literal.__getitem__(tuple(VARIANTS))
-_Kind = create_model("_Kind", __base__=SpecModel, type=(_kinds, ...))

@@ -8,9 +8,9 @@ validated with the ``stored`` context, which :func:`is_stored` reads.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo
+from pydantic import BaseModel, ConfigDict, ValidationInfo, create_model
 from pydantic_core import PydanticCustomError
 
 
@@ -41,6 +41,46 @@ class SpecModel(BaseModel):
     """A part of a study spec: unknown fields, NaN and infinities are refused."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=False)
+
+
+V = TypeVar("V", bound=BaseModel)
+
+
+class Variants(Generic[V]):
+    """The variants of one part of a spec (samplers, pruners), keyed by their ``type``.
+
+    :meth:`typed` is what reading one shares: an object is required, a missing ``type``
+    is the default variant's, an unknown one gets pydantic's message listing the known
+    ones, and options that belong to another variant are found (what becomes of them is
+    the part's own rule).
+    """
+
+    def __init__(self, union: Any, *, default: type[V], name: str) -> None:
+        self.by_type: dict[str, type[V]] = {v.model_fields["type"].default: v for v in get_args(union)}
+        self._default = default.model_fields["type"].default
+        self._name = name
+        kinds: Any = Literal.__getitem__(tuple(self.by_type))
+        self._kind = create_model(f"{name}Type", __base__=SpecModel, type=(kinds, ...))
+
+    def options(self, kind: str) -> set[str]:
+        """The options (fields but ``type``) of the variant named ``kind``."""
+        return set(self.by_type[kind].model_fields) - {"type"}
+
+    def typed(self, data: Any) -> tuple[dict[str, Any], str, list[tuple[str, list[str]]]]:
+        """``data`` with its ``type`` filled, that type, and each option of another variant
+        with the variants that have it (options of none are left for pydantic to refuse)."""
+        if not isinstance(data, dict):
+            raise not_a_model(data, self._name)
+        data = {"type": self._default, **data}
+        kind = data["type"]
+        if not isinstance(kind, str) or kind not in self.by_type:
+            self._kind.model_validate({"type": kind})  # raises, naming the known types
+        foreign = []
+        for option in sorted(set(data) - self.options(kind) - {"type"}):
+            users = [other for other in self.by_type if option in self.options(other)]
+            if users:
+                foreign.append((option, users))
+        return data, kind, foreign
 
 
 def is_stored(info: ValidationInfo) -> bool:
