@@ -368,7 +368,16 @@ export async function renderStudy(view, id, setLive) {
       }
     }, 1500);
   };
-  streamEvents(`/studies/${id}/events`, () => refresh(), controller.signal, setLive);
+  // A stream opens with a summary (and, for a study not running, its status) of what the
+  // page may already show: redraw only when they differ from it.
+  const shown = (summary) =>
+    JSON.stringify([summary.status, summary.counts, summary.best && summary.best.number, summary.current_round]);
+  const onEvent = (name, data) => {
+    if (name === "summary" && shown(data) === shown(state.study)) return;
+    if (name === "status" && data.status === state.study.status) return;
+    refresh();
+  };
+  streamEvents(`/studies/${id}/events`, onEvent, controller.signal, setLive);
   return () => {
     controller.abort();
     clearTimeout(pending);

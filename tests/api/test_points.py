@@ -32,7 +32,10 @@ def test_a_small_study_lists_every_completed_trial_per_round(api: Api) -> None:
     add_trials(api.db, study_id=study_id, values=[1.5, 4.0], start=4, round_number=2)
     body = api.get(f"/studies/{study_id}/points", role="read").json()
     assert body["direction"] == "minimize"
-    assert [(r["round"], r["complete"], r["sampled"]) for r in body["rounds"]] == [(1, 3, False), (2, 2, False)]
+    assert [(r["round"], r["complete"], r["sampled"]) for r in body["rounds"]] == [
+        (1, 3, False),
+        (2, 2, False),
+    ]
     assert [(p["number"], p["value"]) for p in body["rounds"][0]["points"]] == [(0, 3.0), (2, 2.0), (3, 5.0)]
     assert body["rounds"][1]["points"][0]["params"] == {"lr": 0.01, "n_layers": 2, "optimizer": "adam"}
 
