@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -71,7 +72,10 @@ def wait_until(
 ) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition(driver)
+        try:
+            value = condition(driver)
+        except (StaleElementReferenceException, NoSuchElementException):
+            value = None  # a live redraw replaced what the condition was reading: look again
         if value:
             return value
         time.sleep(0.1)
@@ -80,7 +84,10 @@ def wait_until(
 
 
 def open_page(driver: WebDriver, url: str) -> None:
-    """Load ``url`` and wait until the page says its view is drawn."""
+    """Load ``url`` afresh and wait until the page says its view is drawn."""
+    # From a page of the same document, a URL differing only after '#' would not reload it
+    # and the previous view would still say it is drawn; sessionStorage survives this.
+    driver.get("about:blank")
     driver.get(url)
     wait_until(
         driver,
