@@ -16,6 +16,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.integration.processes import run_hone
 from tests.integration.stack import ADMIN, Stack
 from tests.web.browser import open_page, screenshot, wait_until
 
@@ -174,6 +175,10 @@ def test_the_study_page_draws_three_nested_boxes_per_numeric_parameter_on_its_sc
         lambda d: d.find_elements(By.CSS_SELECTOR, "#panel-importance table.bars"),
         what="importances",
     )
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(f"{stack.api}/") for url in loaded), (
+        f"loaded from elsewhere: {loaded}"
+    )
     screenshot(browser, "study")
 
 
@@ -186,6 +191,19 @@ def test_the_fleet_page_lists_the_running_worker(browser: WebDriver, finished: F
     assert "alive" in row.text and "cpu" in row.text and worker["host"] in row.text
     assert row.find_elements(By.TAG_NAME, "td")[-1].text == "65"
     screenshot(browser, "fleet")
+
+
+def test_a_read_token_shows_the_study_but_cannot_steer_it(browser: WebDriver, finished: Finished) -> None:
+    stack, summary = finished
+    created = run_hone("token", "create", "--role", "read", env=stack.env)
+    assert created.returncode == 0, created.stderr
+    _with_token(browser, stack, created.stdout.strip())
+    open_page(browser, f"{stack.api}/#/studies/{summary['id']}")
+    assert len(_boxes(browser, "lr")) == 3
+    browser.find_element(By.CSS_SELECTOR, "button[data-action='stop']").click()
+    message = wait_until(browser, lambda d: d.find_element(By.ID, "steer-message").text, what="the refusal")
+    assert message == "steering needs an admin token"
+    assert stack.get(f"/studies/{summary['id']}")["status"] == "completed"
 
 
 def test_an_admin_opens_a_fourth_round_and_the_page_follows_it_live(
