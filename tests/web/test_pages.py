@@ -20,7 +20,8 @@ from tests.integration.processes import run_hone
 from tests.integration.stack import ADMIN, Stack
 from tests.web.browser import open_page, screenshot, wait_until
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the whole module: one stack, one browser, tests in file order.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web")]
 Finished = tuple[Stack, dict[str, Any]]
 
 
