@@ -147,13 +147,16 @@ def _measure(
 
 
 class _HoneApi:
-    def __init__(self, url: str) -> None:
+    """``hone api`` on ``url`` (``processes`` > 1: ``--workers``), with ``settings`` as HONE_* variables."""
+
+    def __init__(self, url: str, *, processes: int = 1, **settings: str) -> None:
         self.token = secrets.token_hex(16)
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        argv = [sys.executable, "-m", "hone", "api", "--port", str(self.port), "--database-url", url]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hone", "api", "--port", str(self.port), "--database-url", url],
-            env=_env(HONE_ADMIN_TOKEN=self.token, HONE_LOG_JSON="false"),
+            [*argv, "--workers", str(processes)],
+            env=_env(HONE_ADMIN_TOKEN=self.token, HONE_LOG_JSON="false", **settings),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=ROOT,
@@ -171,7 +174,7 @@ class _HoneApi:
             time.sleep(0.1)
         raise RuntimeError("hone api did not start")
 
-    def create_study(self, name: str, steps: int) -> int:
+    def create_study(self, name: str, steps: int, trials: int = 100_000) -> int:
         spec = {
             "name": name,
             "objective": {
@@ -183,7 +186,7 @@ class _HoneApi:
             "space": SPACE,
             "sampler": {"type": "random"},
             "pruner": {"type": "median"},
-            "rounds": [{"trials": 100_000}],
+            "rounds": [{"trials": trials}],
         }
         response = self.client.post("/api/v1/studies", json=spec)
         response.raise_for_status()
