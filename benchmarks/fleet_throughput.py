@@ -47,18 +47,20 @@ def run(mode: str) -> dict[str, Any]:
         count = _Counter(url)
         apis = {"hone_1": _HoneApi(url), "hone_2": _HoneApi(url, processes=2)}
         measure: dict[str, Callable[..., float]] = {
-            "raw": functools.partial(_raw_rate, url, count, steps=0, warmup=warmup, seconds=seconds),
+            "raw": functools.partial(_raw_rate, url, count, steps=0, seconds=seconds),
             **{
-                side: functools.partial(_hone_rate, api, count, steps=0, warmup=warmup, seconds=seconds)
+                side: functools.partial(_hone_rate, api, count, steps=0, seconds=seconds)
                 for side, api in apis.items()
             },
         }
         try:
             for workers in workers_list:
                 windows: list[dict[str, float]] = []
+                # The warm-up lets every process start (imports take a core-second each) before the window.
+                settle = warmup + workers / 4
                 for repeat in range(repeats):
                     order = SIDES[repeat % 3 :] + SIDES[: repeat % 3]
-                    windows.append({side: measure[side](workers=workers) for side in order})
+                    windows.append({side: measure[side](workers=workers, warmup=settle) for side in order})
                 row: dict[str, Any] = {"workers": workers}
                 for side in SIDES:
                     row[side] = median([w[side] for w in windows])
