@@ -15,8 +15,10 @@ Run alone: ``python -m benchmarks.fleet_scale [--quick|--smoke]``.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -223,8 +225,76 @@ def markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def profile_heartbeats(count: int) -> dict[str, Any]:
+    """Where one heartbeat's time goes: ``count`` heartbeats through the app in this process
+    (no HTTP server, no client), split into PostgreSQL round trips and the Python around
+    them, plus the functions that cost the most under cProfile."""
+    import cProfile
+    import pstats
+    import secrets
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from hone.settings import Settings
+    from service.app import create_app
+
+    with scratch_database("postgresql") as url:
+        token = secrets.token_hex(16)
+        settings = Settings(_env_file=None, database_url=url, admin_token=token, grace_period=3600)
+        app = create_app(settings)
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            study = _HoneApi.study_spec("profile", steps=0, trials=count)
+            study_id = client.post("/api/v1/studies", json=study).json()["id"]
+            lease = client.post("/api/v1/leases", json={"worker": "p", "studies": [study_id]}).json()[
+                "lease"
+            ]["id"]
+            sql = {"s": 0.0, "n": 0}
+
+            def before(conn: Any, *_: Any) -> None:
+                conn.info["t"] = time.perf_counter()
+
+            def after(conn: Any, *_: Any) -> None:
+                sql["s"] += time.perf_counter() - conn.info.pop("t")
+                sql["n"] += 1
+
+            engine = app.state.db.engine
+            event.listen(engine, "before_cursor_execute", before)
+            event.listen(engine, "after_cursor_execute", after)
+            for _ in range(20):  # warm caches and the pool
+                client.post(f"/api/v1/leases/{lease}/heartbeat")
+            sql.update(s=0.0, n=0)
+            profiler = cProfile.Profile()
+            started = time.perf_counter()
+            profiler.enable()
+            for _ in range(count):
+                client.post(f"/api/v1/leases/{lease}/heartbeat")
+            profiler.disable()
+            elapsed = time.perf_counter() - started
+    stats = pstats.Stats(profiler)
+    entries = stats.stats  # type: ignore[attr-defined]
+    top = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:10]
+    return {
+        "heartbeats": count,
+        "ms_per_heartbeat_profiled": 1000 * elapsed / count,
+        "sql_ms_per_heartbeat": 1000 * sql["s"] / count,
+        "statements_per_heartbeat": sql["n"] / count,
+        "top_tottime": [
+            {"function": f"{Path(f).name}:{line} {name}", "ms_per_heartbeat": 1000 * row[2] / count}
+            for (f, line, name), row in top
+        ],
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = mode_parser(__doc__).parse_args(argv)
+    parser = mode_parser(__doc__)
+    parser.add_argument("--profile", type=int, metavar="N", help="profile N heartbeats in-process instead")
+    args = parser.parse_args(argv)
+    if args.profile:
+        profile = profile_heartbeats(args.profile)
+        print(json.dumps(profile, indent=1))
+        return profile
     result = run(mode_of(args))
     print(markdown(result))
     return result

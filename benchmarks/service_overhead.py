@@ -175,7 +175,14 @@ class _HoneApi:
         raise RuntimeError("hone api did not start")
 
     def create_study(self, name: str, steps: int, trials: int = 100_000) -> int:
-        spec = {
+        response = self.client.post("/api/v1/studies", json=self.study_spec(name, steps, trials))
+        response.raise_for_status()
+        return int(response.json()["id"])
+
+    @staticmethod
+    def study_spec(name: str, steps: int, trials: int) -> dict[str, Any]:
+        """The no-op study: random sampler, median pruner, one round of ``trials``."""
+        return {
             "name": name,
             "objective": {
                 "trainer": "python",
@@ -188,9 +195,6 @@ class _HoneApi:
             "pruner": {"type": "median"},
             "rounds": [{"trials": trials}],
         }
-        response = self.client.post("/api/v1/studies", json=spec)
-        response.raise_for_status()
-        return int(response.json()["id"])
 
     def close(self) -> None:
         self.client.close()
