@@ -162,7 +162,9 @@ class _HoneApi:
             cwd=ROOT,
         )
         self.client = httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.token}"})
-        for _ in range(300):
+        # Two minutes: on a loaded 2-core machine, `--workers 2` imports the app twice at once.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
                 if (
                     self.client.get("/healthz").status_code < 500
