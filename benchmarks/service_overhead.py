@@ -174,6 +174,7 @@ class _HoneApi:
             if self.process.poll() is not None:
                 raise RuntimeError("hone api exited at start")
             time.sleep(0.1)
+        self.close()  # not left serving behind a failed benchmark
         raise RuntimeError("hone api did not start")
 
     def create_study(self, name: str, steps: int, trials: int = 100_000) -> int:
