@@ -92,6 +92,10 @@ def test_api_processes_on_one_postgresql_keep_budgets_and_max_concurrent_exact(
         hone.check_exact_budget(narrow, [16])
         for study in (wide, narrow):
             check_one_attempt_each(hone, study)
+        # /workers reads the database: whichever process answers, the same 16 slots.
+        answers = [hone.request("GET", "/workers").json() for _ in range(8)]
+        seen = [frozenset(worker["id"] for worker in answer) for answer in answers]
+        assert len(set(seen)) == 1 and len(seen[0]) == SUPERVISORS * SLOTS, seen
         # Every process served requests and holds connections of its own.
         names = {row[0] for row in hone.sql("SELECT application_name FROM pg_stat_activity")}
         assert {f"{APPLICATION_NAME}{pid}" for pid in hone.api_processes()} <= names
