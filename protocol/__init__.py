@@ -5,6 +5,7 @@ parse and build bodies with them, so the three cannot disagree. This package imp
 pydantic and the standard library only (an import-linter contract checks it).
 """
 
+from protocol.diagnosis import BoxMove, DiagnosedTrial, DiagnosisOut, Proposal, Thresholds, Verdict
 from protocol.health import HealthOut, ReadyOut
 from protocol.leases import (
     MAX_STEPS_PER_CALL,
@@ -46,7 +47,10 @@ from protocol.studies import (
 __all__ = [
     "MAX_EPOCHS_DEFAULT",
     "MAX_STEPS_PER_CALL",
+    "BoxMove",
     "CompleteIn",
+    "DiagnosedTrial",
+    "DiagnosisOut",
     "Direction",
     "EnqueueRequest",
     "EnqueuedTrial",
@@ -65,6 +69,7 @@ __all__ = [
     "LeasedTrial",
     "Objective",
     "OpenRoundRequest",
+    "Proposal",
     "ReadyOut",
     "ReportIn",
     "ReportOut",
@@ -76,9 +81,11 @@ __all__ = [
     "FailureGroup",
     "StudySummary",
     "Trainer",
+    "Thresholds",
     "TrialCounts",
     "TrialDetail",
     "TrialOut",
     "TrialPage",
     "TrialState",
+    "Verdict",
 ]
