@@ -36,6 +36,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("big_study", "4. Big studies: reading a large study"),
     ("trainer_throughput", "5. Trainer throughput: hone's trainer vs a DataLoader loop"),
     ("gpu_packing", "6. GPU packing: trials per GPU"),
+    ("recipe_rounds", "7. The basic recipe: a recipe round vs a plain random round"),
 ]
 
 

@@ -16,6 +16,7 @@ sampler, never by changing distributions).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -120,8 +121,9 @@ def _move_numeric(
         if end <= start:
             end = max(hi, at)
     low, high = value_range(param, start, end)
+    # The move starts at the incumbent: a float round trip through log10 must not shift it.
+    low, high = (incumbent if math.isclose(v, incumbent, rel_tol=1e-9) else v for v in (low, high))
     low, high = snap_down(param, low), snap_up(param, high)
-    # Float round trips through log10 must not shave the incumbent off an end.
     return {"low": min(low, incumbent), "high": max(high, incumbent)}, stopped
 
 

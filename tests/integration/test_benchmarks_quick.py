@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import objectives, pruning, report, service_overhead
+from benchmarks import objectives, pruning, recipe_rounds, report, service_overhead
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +72,19 @@ def test_the_learning_curve_lead_is_the_last_epoch_the_rival_is_ahead() -> None:
     assert all(a <= b for a, b in zip(ours[lead:], theirs[lead:], strict=True))
     assert objectives.curve_lead(best, best, 27) == 0
     assert f"half a decade more learning rate until epoch {lead} of 27" in pruning._lead_note(27)
+
+
+def test_the_recipe_benchmark_continues_each_diagnosed_study_both_ways() -> None:
+    result = recipe_rounds.main(["--smoke"])
+    rows = result["rows"]
+    assert [(r["scenario"], r["seed"]) for r in rows] == [("underfit", 0), ("overfit", 0)]
+    for row in rows:
+        assert 0 <= row["validation_error"] <= 1
+        if row["verdict"] != "fine":
+            # Round 2 never loses round 1's best: both arms continue the same study.
+            assert row["recipe"] <= row["before"] and row["random"] <= row["before"]
+    summary = result["summary"]
+    assert summary["seeds"] == 2 and 0 <= summary["diagnosed"] <= 2
+    [claim] = result["targets"]
+    assert claim["claim"] == "Recipe round vs plain random round"
+    assert "| recipe round lowered the best validation error |" in recipe_rounds.markdown(result)
