@@ -66,6 +66,7 @@ SIZES = {  # seeds, round-1 trials, round-2 trials per arm
     "smoke": (1, 3, 2),
 }
 SMOKE_EPOCHS = 2
+GRACE_S = 3600.0
 
 
 class Cache:
@@ -117,7 +118,8 @@ def _spec(scenario: str, seed: int, arm: str, first: int, mode: str) -> dict[str
 
 def one_seed(scenario: str, seed: int, first: int, second: int, mode: str, cache: Cache) -> dict[str, Any]:
     """Round 1, the verdict, then each arm's round 2 on its own copy of the study."""
-    with LocalService() as service:
+    # No heartbeats while a trial trains: a grace period no trial outlasts, even on a busy CPU.
+    with LocalService(grace_period=GRACE_S) as service:
         ids = {}
         for arm in ("recipe", "random"):
             ids[arm] = service._post("/studies", _spec(scenario, seed, arm, first, mode)).json()["id"]

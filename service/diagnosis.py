@@ -16,14 +16,17 @@ put 1 point on the fine side and 10 or 15 on the high one); for a minimized metr
 which has no scale of its own, a quarter of the validation error, and the bias is judged
 only against an explicit ``objective.target_error`` (against 0 every loss looks biased).
 A request may set both thresholds. The study's figures are the medians over its best
-(up to ``TOP``) trials that report a training metric.
+trials that report a training metric: the best fifth of the completed trials, at least
+one and at most ``TOP`` (the recipe is about the best model, not the study's average).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from protocol import DiagnosedTrial, DiagnosisOut, Proposal, Thresholds, Verdict
@@ -35,7 +38,8 @@ from service.spec import StudySpec
 from service.tables import Round, Study, Trial
 
 TOP = 5
-SCAN = 50  # best trials looked at for TOP that report a training metric
+TOP_SHARE = 0.2
+SCAN = 50  # best trials looked at for the top ones that report a training metric
 SCORE_THRESHOLD = 0.05
 LOSS_SHARE = 0.25
 
@@ -207,6 +211,13 @@ def _best_with_training(
 ) -> tuple[list[tuple[Trial, str, float, float]], int]:
     found: list[tuple[Trial, str, float, float]] = []
     skipped = 0
+    query = select(func.count()).where(
+        Trial.study_id == study.id, Trial.state == "complete", Trial.value.is_not(None)
+    )
+    if round is not None:
+        query = query.where(Trial.round == round)
+    completed = int(session.scalar(query) or 0)
+    top = max(1, min(TOP, math.ceil(TOP_SHARE * completed)))
     for trial in rounds.top_trials(session, study=study, limit=SCAN, round=round):
         if trial.value is None:
             continue
@@ -216,7 +227,7 @@ def _best_with_training(
             skipped += 1
             continue
         found.append((trial, name, reading.error(metrics[name]), reading.error(trial.value)))
-        if len(found) == TOP:
+        if len(found) == top:
             break
     return found, skipped
 
