@@ -35,7 +35,7 @@ from service.caches import study_spec
 from service.errors import Conflict, InvalidInput
 from service.narrowing import Box
 from service.spec import StudySpec
-from service.tables import Round, Study, Trial
+from service.tables import Study, Trial
 
 TOP = 5
 TOP_SHARE = 0.2
@@ -124,7 +124,9 @@ def diagnose(
     the next round's box it proposes. Raises InvalidInput for a round the study does not
     have, Conflict when no best trial reports a training metric."""
     spec = study_spec(study)
-    if round is not None and session.get(Round, (study.id, round)) is None:
+    # Compared before any query: a round past the current one does not exist (and a huge
+    # number would overflow SQLite's integers).
+    if round is not None and not 1 <= round <= study.current_round:
         raise InvalidInput(
             ("query", "round"), f"study {study.id} has rounds 1 to {study.current_round}, not {round}"
         )

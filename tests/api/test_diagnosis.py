@@ -113,7 +113,7 @@ def test_unknown_study_bad_round_and_no_data_answer_404_422_409(api: Api) -> Non
     assert missing.status_code == 409
     assert "train_accuracy" in missing.json()["detail"]
     assert api.post(f"/studies/{study_id}/rounds", json={"box": "diagnosis"}).status_code == 409
-    for round_ in (0, 2):
+    for round_ in (0, 2, 2**70):
         response = api.get(f"/studies/{study_id}/diagnosis", params={"round": round_})
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["query", "round"]
