@@ -60,9 +60,8 @@ ADVICE: dict[Verdict, list[str]] = {
     ],
     "both": [
         "High bias and high variance: fix the bias first, then the variance.",
-        "A bigger network (n_layers, hidden_units) trained longer lowers the bias; with more "
-        "regularization (l2 up, keep_prob down) it need not raise the variance.",
-        "More training data lowers the variance.",
+        "A bigger network (n_layers, hidden_units) trained longer lowers the bias; once it is "
+        "down, regularize more (l2 up, keep_prob down) or get more data for the variance.",
     ],
     "fine": [
         "Low bias and low variance: by the recipe this model is done.",

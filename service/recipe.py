@@ -3,8 +3,9 @@
 High bias (the network underfits its training set): a bigger network (``n_layers`` and
 ``hidden_units`` up), less regularization (``l2`` down, ``keep_prob`` up), train longer.
 High variance (it overfits): more regularization (``l2`` up, ``keep_prob`` down). Both:
-the bigger network *and* more regularization (a bigger, well-regularized network lowers
-bias without raising variance). Fine: nothing moves.
+the lecture's order, bias first: the bigger network, with regularization left where
+narrowing puts it (lowering it would feed the variance, raising it the bias). Fine:
+nothing moves.
 
 A move starts at the incumbent (the best diagnosed trial's value), so the box always
 contains it, and reaches one step past the current round's box on the parameter's own
@@ -30,7 +31,7 @@ from service.spec import StudySpec
 MOVES: dict[Verdict, dict[str, MoveDirection]] = {
     "high_bias": {"n_layers": "up", "hidden_units": "up", "l2": "down", "keep_prob": "up"},
     "high_variance": {"l2": "up", "keep_prob": "down"},
-    "both": {"n_layers": "up", "hidden_units": "up", "l2": "up", "keep_prob": "down"},
+    "both": {"n_layers": "up", "hidden_units": "up"},
     "fine": {},
 }
 

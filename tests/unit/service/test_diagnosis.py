@@ -114,3 +114,15 @@ def test_fine_moves_nothing() -> None:
     box = full_box(spec)
     proposal = propose(spec, verdict="fine", narrowed=box, current=box, incumbent={"n_layers": 2})
     assert proposal.moves == [] and proposal.notes == [] and proposal.box == box
+
+
+def test_both_fixes_the_bias_first_and_leaves_regularization_to_narrowing() -> None:
+    spec = study_spec()
+    box = full_box(spec)
+    narrowed = {**box, "l2": {"low": 0.01, "high": 0.1}}
+    incumbent = {"lr": 0.01, "n_layers": 2, "hidden_units": 64, "l2": 0.05, "keep_prob": 0.7}
+    proposal = propose(spec, verdict="both", narrowed=narrowed, current=box, incumbent=incumbent)
+    assert [m.param for m in proposal.moves] == ["n_layers", "hidden_units"]
+    assert all(m.direction == "up" for m in proposal.moves)
+    assert proposal.box["l2"] == {"low": 0.01, "high": 0.1}
+    assert proposal.box["keep_prob"] == box["keep_prob"]
