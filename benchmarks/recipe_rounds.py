@@ -157,6 +157,13 @@ def one_seed(scenario: str, seed: int, first: int, second: int, mode: str, cache
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The shares over every run, and per scenario under ``by_scenario``."""
+    found = _shares(rows)
+    found["by_scenario"] = {name: _shares([r for r in rows if r["scenario"] == name]) for name in SCENARIOS}
+    return found
+
+
+def _shares(rows: list[dict[str, Any]]) -> dict[str, Any]:
     diagnosed = [r for r in rows if "recipe" in r]
     n = len(diagnosed)
 
@@ -181,12 +188,15 @@ def markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
         f"{s['diagnosed']} of {s['seeds']} runs had a bias or variance verdict.",
         "",
         table(
-            ["", "share of diagnosed runs"],
+            ["share of diagnosed runs", "all", *SCENARIOS],
             [
-                ["recipe round lowered the best validation error", s["recipe_improved"]],
-                ["plain random round lowered it", s["random_improved"]],
-                ["recipe's best below random's", s["recipe_beat_random"]],
-                ["random's best below the recipe's", s["random_beat_recipe"]],
+                [label, s[key], *(s["by_scenario"][name][key] for name in SCENARIOS)]
+                for label, key in (
+                    ("recipe round lowered the best validation error", "recipe_improved"),
+                    ("plain random round lowered it", "random_improved"),
+                    ("recipe's best below random's", "recipe_beat_random"),
+                    ("random's best below the recipe's", "random_beat_recipe"),
+                )
             ],
         ),
         "",
