@@ -85,6 +85,8 @@ def test_the_recipe_benchmark_continues_each_diagnosed_study_both_ways() -> None
             assert row["recipe"] <= row["before"] and row["random"] <= row["before"]
     summary = result["summary"]
     assert summary["seeds"] == 2 and 0 <= summary["diagnosed"] <= 2
-    [claim] = result["targets"]
-    assert claim["claim"] == "Recipe round vs plain random round"
+    assert [t["claim"] for t in result["targets"]] == [
+        "Recipe round vs plain random round: underfit",
+        "Recipe round vs plain random round: overfit",
+    ]
     assert "| recipe round lowered the best validation error |" in recipe_rounds.markdown(result)
