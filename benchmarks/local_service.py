@@ -69,14 +69,22 @@ class StudyRun:
 class LocalService:
     """The hone API over a temporary SQLite database, driven in-process."""
 
-    def __init__(self) -> None:
+    def __init__(self, **settings: Any) -> None:
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial drowns the tables
         self._dir = Path(tempfile.mkdtemp(prefix="hone-bench-"))
         url = f"sqlite:///{self._dir / 'hone.db'}"
         migrate.upgrade(url)
         token = secrets.token_hex(16)
-        settings = Settings(_env_file=None, database_url=url, admin_token=token, reaper_interval=3600)
-        self.client = TestClient(create_app(settings))
+        # ``settings`` override the defaults, e.g. a grace period longer than a slow trial:
+        # the loop sends no heartbeats while the objective runs.
+        config = Settings(
+            _env_file=None,
+            database_url=url,
+            admin_token=token,
+            reaper_interval=3600,
+            **settings,
+        )
+        self.client = TestClient(create_app(config))
         self.client.__enter__()
         self.client.headers["Authorization"] = f"Bearer {token}"
 

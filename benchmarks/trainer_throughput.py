@@ -9,8 +9,10 @@ Two measurements per dataset, each reported as a ratio (hone's speed over the lo
   collate per batch), each batch moved to the device as a plain loop does.
 - **whole trial**: wall time of ``trainer.train(config)`` against a plain loop that trains
   the same ``MLP`` with the same initialization, optimizer, data split and epochs, logs
-  ``loss.item()`` per batch and evaluates the validation split through a ``DataLoader``
-  each epoch and the test split at the end. Both run with the same number of CPU threads.
+  ``loss.item()`` per batch and evaluates the training rows hone scores for its clean
+  training error (all of them, or the same fixed sample) and the validation split through
+  a ``DataLoader`` each epoch, and the test split at the end: the same work. Both run with
+  the same number of CPU threads.
 
 Datasets: ``digits`` (1,797 rows) and a synthetic classification set of 100,000 rows
 (10,000 with ``--quick``).
@@ -37,7 +39,7 @@ from trainer.data import prepare_data
 from trainer.devices import cpu_threads, resolve_device, torch_threads
 from trainer.model import MLP, init_weights
 from trainer.optimizers import make_optimizer
-from trainer.run import train
+from trainer.run import train, train_eval_rows
 
 
 def _sync(device: torch.device) -> None:
@@ -111,6 +113,9 @@ def plain_loop(config: TrainConfig) -> float:
         return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle)
 
     train_loader = loader(splits.x_train, splits.y_train, True)
+    rows = train_eval_rows(len(splits.x_train), config.train_eval_rows, config.split_seed)
+    picked = slice(None) if rows is None else rows
+    train_eval_loader = loader(splits.x_train[picked], splits.y_train[picked], False)
     val_loader = loader(splits.x_val, splits.y_val, False)
     test_loader = loader(splits.x_test, splits.y_test, False)
 
@@ -136,6 +141,7 @@ def plain_loop(config: TrainConfig) -> float:
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             running += loss.item()
+        evaluate(train_eval_loader)
         evaluate(val_loader)
     return evaluate(test_loader)[1]
 

@@ -29,6 +29,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from hone.settings import Settings, get_settings
 from protocol import (
+    DiagnosisOut,
     EnqueuedTrial,
     ImportanceEvaluator,
     ImportanceOut,
@@ -271,10 +272,15 @@ class Client:
         return self._model(RoundPreview, "GET", f"/studies/{study_id}/rounds/next")
 
     def open_round(
-        self, study_id: int, *, box: dict[str, Any] | None = None, trials: int | None = None
+        self,
+        study_id: int,
+        *,
+        box: dict[str, Any] | Literal["diagnosis"] | None = None,
+        trials: int | None = None,
     ) -> RoundOut:
-        """Open the next round now, in ``box`` (default: the narrowed one) with ``trials``
-        configurations (default: the spec's; required past the spec's last round)."""
+        """Open the next round now, in ``box`` (default: the narrowed one; ``"diagnosis"``:
+        the basic recipe's) with ``trials`` configurations (default: the spec's; required
+        past the spec's last round)."""
         body: dict[str, Any] = {}
         if box is not None:
             body["box"] = box
@@ -290,6 +296,25 @@ class Client:
         if round is not None:
             params["round"] = round
         return self._model(ImportanceOut, "GET", f"/studies/{study_id}/importance", params=params)
+
+    def diagnosis(
+        self,
+        study_id: int,
+        *,
+        round: int | None = None,
+        bias_threshold: float | None = None,
+        variance_threshold: float | None = None,
+    ) -> DiagnosisOut:
+        """The basic recipe's diagnosis of the study's (or one round's) best trials."""
+        params: dict[str, Any] = {}
+        for name, value in (
+            ("round", round),
+            ("bias_threshold", bias_threshold),
+            ("variance_threshold", variance_threshold),
+        ):
+            if value is not None:
+                params[name] = value
+        return self._model(DiagnosisOut, "GET", f"/studies/{study_id}/diagnosis", params=params)
 
     # -- export ------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ parse and build bodies with them, so the three cannot disagree. This package imp
 pydantic and the standard library only (an import-linter contract checks it).
 """
 
+from protocol.diagnosis import BoxMove, DiagnosedTrial, DiagnosisOut, Proposal, Thresholds, Verdict
 from protocol.health import HealthOut, ReadyOut
 from protocol.leases import (
     MAX_STEPS_PER_CALL,
@@ -50,7 +51,10 @@ from protocol.studies import (
 __all__ = [
     "MAX_EPOCHS_DEFAULT",
     "MAX_STEPS_PER_CALL",
+    "BoxMove",
     "CompleteIn",
+    "DiagnosedTrial",
+    "DiagnosisOut",
     "Direction",
     "EnqueueRequest",
     "EnqueuedTrial",
@@ -69,6 +73,7 @@ __all__ = [
     "LeasedTrial",
     "Objective",
     "OpenRoundRequest",
+    "Proposal",
     "ReadyOut",
     "ReportIn",
     "ReportOut",
@@ -83,10 +88,12 @@ __all__ = [
     "FailureGroup",
     "StudySummary",
     "Trainer",
+    "Thresholds",
     "TrialCounts",
     "TrialDetail",
     "TrialOut",
     "TrialPage",
     "TrialPoint",
     "TrialState",
+    "Verdict",
 ]

@@ -165,12 +165,13 @@ class RoundPreview(BaseModel):
 
 
 class OpenRoundRequest(BaseModel):
-    """Open the next round now, optionally with an explicit box (else the narrowing rule's)
-    and budget (else the spec's; required past the spec's last round)."""
+    """Open the next round now, optionally with an explicit box (else the narrowing rule's),
+    or ``"diagnosis"`` for the box the basic recipe proposes (``GET /diagnosis``), and
+    budget (else the spec's; required past the spec's last round)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    box: dict[str, Any] | None = None
+    box: dict[str, Any] | Literal["diagnosis"] | None = None
     trials: int | None = Field(default=None, ge=1, le=100_000)
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from protocol import Direction as Direction
 from protocol import Objective as WireObjective
@@ -50,6 +50,14 @@ class Objective(SpecModel, WireObjective):
     model_config = SpecModel.model_config
 
     trainer: TrainerName = "mlp"  # the registry's names and "python", checked at run time
+    # Only the service reads it (GET /diagnosis), so it is not on the wire's Objective.
+    target_error: float | None = Field(
+        default=None,
+        ge=0,
+        description="The error the diagnosis measures avoidable bias against (Bayes or human-level), "
+        "in the metric's error units: 1 − score for a maximized metric, the value for a minimized "
+        "one; absent: 0",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -87,6 +95,12 @@ class Objective(SpecModel, WireObjective):
         elif self.entrypoint is not None:
             raise SpecError(("entrypoint",), 'entrypoint is only used with "trainer": "python"')
         _check_finite(self.fixed, ("fixed",))
+        if self.direction == "maximize" and self.target_error is not None and self.target_error > 1:
+            raise SpecError(
+                ("target_error",),
+                f"must be at most 1: a maximized metric's error is 1 − {self.metric} "
+                f"(got {self.target_error})",
+            )
         if self.built_in is not None:
             for key in self.fixed:
                 self.check_knob(key, ("fixed", key))

@@ -177,14 +177,17 @@ def open_next_round(
     *,
     study: Study,
     box: dict[str, Any] | None = None,
+    proposed: Box | None = None,
     trials: int | None = None,
     now: datetime,
 ) -> Round:
     """Closes the current round and opens the next one.
 
     The budget is ``trials`` or the spec's next round; past the spec's last round (a
-    round opened by hand) ``trials`` is required. ``box`` (validated against the spec)
-    replaces the narrowed box. A completed or failed study runs again. Raises ValueError.
+    round opened by hand) ``trials`` is required. ``box`` (a user's, validated against
+    the spec) or ``proposed`` (hone's own, built inside the spec's bounds: the basic
+    recipe's) replaces the narrowed box. A completed or failed study runs again. Raises
+    ValueError.
     """
     spec = study_spec(study)
     number = study.current_round + 1
@@ -196,7 +199,12 @@ def open_next_round(
         trials = spec.rounds[number - 1].trials
     if not 1 <= trials <= 100_000:
         raise ValueError("trials: must be between 1 and 100000")
-    next_box = validate_box(spec, box) if box is not None else preview_next_round(session, study=study)
+    if proposed is not None:
+        next_box = proposed
+    elif box is not None:
+        next_box = validate_box(spec, box)
+    else:
+        next_box = preview_next_round(session, study=study)
     close_round(session, study=study, now=now)
     opened = Round(
         study_id=study.id,

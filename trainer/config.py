@@ -107,6 +107,13 @@ class TrainConfig(BaseModel):
         default="val_loss",
         description="Validation metric that picks the best epoch and drives early stopping",
     )
+    train_eval_rows: int = Field(
+        default=10_000,
+        ge=0,
+        le=10_000_000,
+        description="Training rows scored in eval mode each epoch for the clean training error "
+        "(train_loss, train_accuracy/train_rmse): a fixed sample when the split is larger; 0 scores all",
+    )
     seed: int = Field(
         default=0, ge=0, le=2**32 - 1, description="Seed of initialization, shuffling and dropout"
     )

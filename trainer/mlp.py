@@ -18,8 +18,18 @@ class MlpTrainer(Trainer[TrainConfig]):
     knobs = KNOBS
     datasets = BUNDLED_DATASETS
     default_dataset = "digits"
-    # What trainer.run's epochs report: val_accuracy for classification, val_rmse for regression.
-    metrics = ("train_loss", "val_loss", "val_accuracy", "val_rmse", "lr", "seconds")
+    # What trainer.run's epochs report: *_accuracy for classification, *_rmse for regression.
+    metrics = (
+        "train_loss",
+        "train_accuracy",
+        "train_rmse",
+        "val_loss",
+        "val_accuracy",
+        "val_rmse",
+        "batch_loss",
+        "lr",
+        "seconds",
+    )
 
     def classifies(self, dataset: object, fixed: Mapping[str, Any]) -> bool:
         return _task(dataset, fixed) == "classification"
@@ -28,8 +38,8 @@ class MlpTrainer(Trainer[TrainConfig]):
         task = _task(dataset, fixed)
         if task is None:
             return self.metrics
-        other = "val_rmse" if task == "classification" else "val_accuracy"
-        return tuple(m for m in self.metrics if m != other)
+        other = "rmse" if task == "classification" else "accuracy"
+        return tuple(m for m in self.metrics if m not in (f"train_{other}", f"val_{other}"))
 
     def config(self, values: Mapping[str, Any]) -> TrainConfig:
         return TrainConfig.model_validate(values)

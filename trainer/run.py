@@ -5,10 +5,15 @@ permutation, gathers the shuffled rows once and slices mini-batches out of them 
 there is no per-sample ``DataLoader``. The epoch's loss is summed on the device and read
 once per epoch, so a GPU is not stalled by a host sync per mini-batch.
 
-Per epoch the run records ``train_loss`` (mean mini-batch loss, dropout on, L2/L1 penalty
-left out so it compares with the validation loss), ``val_loss``, ``val_accuracy`` or
-``val_rmse`` (in the target's own units), ``lr`` and ``seconds``. The best epoch by
-``monitor`` is kept; the test split is scored once, on the best epoch's weights.
+Per epoch the run records ``batch_loss`` (the mean mini-batch loss as trained: dropout on,
+L2/L1 penalty left out), the clean training error ``train_loss`` and ``train_accuracy`` or
+``train_rmse`` (the end-of-epoch weights in evaluation mode: no dropout, batch norm on its
+running averages, as the validation split is scored; on a fixed sample of
+``train_eval_rows`` training rows when the split is larger), ``val_loss``,
+``val_accuracy`` or ``val_rmse`` (in the target's own units), ``lr`` and ``seconds``. The
+clean training error beside the validation error is what the lecture's basic recipe
+reads (bias and variance). The best epoch by ``monitor`` is kept; the test split is
+scored once, on the best epoch's weights.
 
 Randomness comes from two generators seeded with ``seed`` (initialization on the CPU, so
 weights are the same on every device; shuffling and dropout on the training device), so a
@@ -50,10 +55,12 @@ class TrainResult:
 
     ``status`` is ``completed`` (ran to ``max_epochs`` or stopped early), ``stopped`` (the
     report callback asked to stop) or ``diverged`` (a loss became NaN or infinite).
-    ``epochs`` holds one dict per epoch: ``epoch``, ``lr``, ``train_loss``, ``val_loss``,
-    ``val_accuracy`` or ``val_rmse``, ``seconds``. ``test`` holds ``test_loss`` and
-    ``test_accuracy`` or ``test_rmse`` of the best epoch's weights (empty if no epoch
-    finished with finite losses).
+    ``epochs`` holds one dict per epoch: ``epoch``, ``lr``, ``batch_loss``,
+    ``train_loss``, ``train_accuracy`` or ``train_rmse``, ``val_loss``, ``val_accuracy``
+    or ``val_rmse``, ``seconds``. ``test`` holds ``test_loss`` and ``test_accuracy`` or
+    ``test_rmse`` of the best epoch's weights (empty if no epoch finished with finite
+    losses). The training error was measured on ``train_rows_scored`` of the split's
+    ``train_rows`` rows (a fixed sample when fewer).
     """
 
     status: Status
@@ -62,6 +69,8 @@ class TrainResult:
     stopped_early: bool
     test: dict[str, float]
     config: TrainConfig
+    train_rows: int = 0
+    train_rows_scored: int = 0
     model: FittedModel | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -77,6 +86,11 @@ class TrainResult:
             "stopped_early": self.stopped_early,
             "status": self.status,
             "test": _finite(self.test),
+            "train_measured_on": {
+                "rows": self.train_rows_scored,
+                "of": self.train_rows,
+                "sample": self.train_rows_scored < self.train_rows,
+            },
             "config": self.config.model_dump(mode="json"),
         }
 
@@ -84,8 +98,9 @@ class TrainResult:
 def train(config: TrainConfig, report: Report | None = None) -> TrainResult:
     """Train the MLP that ``config`` describes and score it on the test split.
 
-    ``report(epoch, metrics)`` is called after every epoch with ``train_loss``,
-    ``val_loss``, ``val_accuracy`` or ``val_rmse``, ``lr`` and ``seconds``; returning True
+    ``report(epoch, metrics)`` is called after every epoch with ``batch_loss``,
+    ``train_loss``, ``train_accuracy`` or ``train_rmse``, ``val_loss``, ``val_accuracy``
+    or ``val_rmse``, ``lr`` and ``seconds``; returning True
     stops the run (status ``stopped``). Bad data raises ``DataError`` and an unusable
     device ``DeviceError`` (both ``TrainerError``, a ``ValueError``); a diverging run
     returns status ``diverged``. CUDA running out of memory propagates as
@@ -120,6 +135,12 @@ class _Run:
         self.x_train, self.y_train = tensor(splits.x_train), tensor(splits.y_train)
         self.x_val, self.y_val = tensor(splits.x_val), tensor(splits.y_val)
         self.x_test, self.y_test = tensor(splits.x_test), tensor(splits.y_test)
+        rows = train_eval_rows(len(splits.x_train), config.train_eval_rows, config.split_seed)
+        if rows is None:
+            self.x_train_eval, self.y_train_eval = self.x_train, self.y_train
+        else:
+            picked = torch.as_tensor(rows, device=device)
+            self.x_train_eval, self.y_train_eval = self.x_train[picked], self.y_train[picked]
 
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.model = MLP(
@@ -157,7 +178,8 @@ class _Run:
         for epoch in range(1, config.max_epochs + 1):
             metrics = self._epoch(epoch)
             epochs.append({"epoch": epoch, **metrics})
-            if not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"])):
+            losses = (metrics["batch_loss"], metrics["train_loss"], metrics["val_loss"])
+            if not all(math.isfinite(loss) for loss in losses):
                 status = "diverged"
                 break
             if stopper.update(epoch, metrics[watch]):
@@ -181,6 +203,8 @@ class _Run:
             stopped_early=stopped_early,
             test=test,
             config=config,
+            train_rows=int(self.x_train.shape[0]),
+            train_rows_scored=int(self.x_train_eval.shape[0]),
             model=FittedModel(
                 network=self.model,
                 task=self.splits.task,
@@ -211,13 +235,17 @@ class _Run:
             torch.autograd.backward(cost)
             self.optimizer.step()
             total += loss.detach() * m
-        train_loss = (total / self.x_train.shape[0]).item()
+        batch_loss = (total / self.x_train.shape[0]).item()
+        quality = self.metric.removeprefix("val_")
+        clean = self._evaluate(self.x_train_eval, self.y_train_eval)
         val = self._evaluate(self.x_val, self.y_val)
         return {
             "lr": lr,
-            "train_loss": train_loss,
+            "batch_loss": batch_loss,
+            "train_loss": clean["loss"],
+            f"train_{quality}": clean[quality],
             "val_loss": val["loss"],
-            self.metric: val[self.metric.removeprefix("val_")],
+            self.metric: val[quality],
             "seconds": time.perf_counter() - start,
         }
 
@@ -249,6 +277,16 @@ class _Run:
         if self.amp:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+
+def train_eval_rows(n_rows: int, limit: int, seed: int) -> list[int] | None:
+    """The training rows scored for the clean training error: None (all of them) when the
+    split has at most ``limit`` rows or ``limit`` is 0, else ``limit`` rows drawn once with
+    ``seed`` (the split's), sorted, so every epoch and every trial of a study reads the same ones."""
+    if limit == 0 or n_rows <= limit:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(n_rows, generator=generator)[:limit].tolist())
 
 
 def _finite(values: dict[str, float]) -> dict[str, float | None]:

@@ -29,7 +29,7 @@ from rich.text import Text
 
 from hone.client import ApiError, Client
 from hone.settings import DEFAULT_DATA_DIR, get_settings
-from protocol import RoundOut, StudySummary, TrialCounts, TrialDetail
+from protocol import DiagnosisOut, RoundOut, StudySummary, TrialCounts, TrialDetail
 
 ADMIN_TOKEN_FILE = "admin-token"
 STATES = ("running", "complete", "pruned", "failed", "interrupted", "cancelled")
@@ -173,6 +173,78 @@ def show(study_id: StudyId, api: ApiOption = None, token: TokenOption = None) ->
         console.print(causes)
     if best is not None:
         console.print(render_best(study, best))
+
+
+@study_app.command("diagnose")
+def diagnose(
+    study_id: StudyId,
+    api: ApiOption = None,
+    token: TokenOption = None,
+    round: Annotated[int | None, typer.Option("--round", min=1, help="Only this round's trials.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")] = False,
+) -> None:
+    """The basic recipe: is the best model biased or overfitting, and what to search next."""
+    with client_for(api, token) as client:
+        found = client.diagnosis(study_id, round=round)
+    if as_json:
+        print(found.model_dump_json())
+        return
+    console.print(render_diagnosis(found))
+
+
+def render_diagnosis(found: DiagnosisOut) -> Group:
+    """The verdict, its numbers, the advice and the proposed box as a panel and tables."""
+    where = f"round {found.round}" if found.round is not None else "the study"
+    colour = {"fine": "green", "high_bias": "yellow", "high_variance": "yellow", "both": "red"}[found.verdict]
+    target = "objective.target_error" if found.target_source != "default" else "default"
+    lines = [
+        f"[bold]{escape(found.verdict)}[/bold] · {where} · error = {escape(found.error)}",
+        f"training error {found.training_error:.4g} ({escape(found.training_metric)})  "
+        f"validation error {found.validation_error:.4g}  target {found.target_error:.4g} ({target})",
+        f"avoidable bias {found.avoidable_bias:.4g}  variance {found.variance:.4g}  "
+        f"thresholds {found.thresholds.bias:.4g} / {found.thresholds.variance:.4g} "
+        f"({escape(found.thresholds.basis)})",
+        escape(found.why),
+        *(f"• {escape(line)}" for line in found.advice),
+    ]
+    parts: list[Any] = [Panel("\n".join(lines), title="hone diagnosis", border_style=colour)]
+    trials = Table("trial", "round", "training error", "validation error", "bias", "variance", "verdict")
+    for t in found.trials:
+        trials.add_row(
+            str(t.number),
+            str(t.round),
+            f"{t.training_error:.4g}",
+            f"{t.validation_error:.4g}",
+            f"{t.avoidable_bias:.4g}",
+            f"{t.variance:.4g}",
+            t.verdict,
+        )
+    parts.append(trials)
+    if found.proposal is not None and found.proposal.moves:
+        moves = Table("parameter", "move", "from", "to", "stopped", title="the recipe's next box")
+        for move in found.proposal.moves:
+            moves.add_row(
+                move.param,
+                move.direction,
+                _range_text(move.before),
+                _range_text(move.after),
+                escape(move.stopped or ""),
+            )
+        parts.append(moves)
+    if found.proposal is not None:
+        parts += [Text(f"note: {note}") for note in found.proposal.notes]
+        parts.append(
+            Text(f'open it: POST /api/v1/studies/{found.study_id}/rounds with {{"box": "diagnosis"}}')
+        )
+    elif found.proposal_note:
+        parts.append(Text(f"no box: {found.proposal_note}"))
+    return Group(*parts)
+
+
+def _range_text(entry: dict[str, Any]) -> str:
+    if "choices" in entry:
+        return ", ".join(format_value(c) for c in entry["choices"])
+    return f"{format_value(entry['low'])} … {format_value(entry['high'])}"
 
 
 @study_app.command("watch")

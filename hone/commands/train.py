@@ -177,15 +177,12 @@ def _print_epoch(max_epochs: int) -> Any:
     digits = len(str(max_epochs))
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
-        quality = (
-            f"val_accuracy {metrics['val_accuracy']:.4f}"
-            if "val_accuracy" in metrics
-            else f"val_rmse {metrics['val_rmse']:.4g}"
-        )
+        name, form = ("accuracy", ".4f") if "val_accuracy" in metrics else ("rmse", ".4g")
         console.print(
             f"epoch {epoch:>{digits}}/{max_epochs}  lr {metrics['lr']:.3g}  "
-            f"train_loss {metrics['train_loss']:.4f}  val_loss {metrics['val_loss']:.4f}  "
-            f"{quality}  {metrics['seconds']:.2f}s",
+            f"train_loss {metrics['train_loss']:.4f}  train_{name} {metrics[f'train_{name}']:{form}}  "
+            f"val_loss {metrics['val_loss']:.4f}  val_{name} {metrics[f'val_{name}']:{form}}  "
+            f"{metrics['seconds']:.2f}s",
             soft_wrap=True,
         )
         return False
@@ -203,5 +200,11 @@ def _summary(result: TrainResult, seconds: float) -> str:
     if result.best_epoch is not None:
         parts.append(f"best epoch {result.best_epoch}")
     parts += [f"{name} {value:.4f}" for name, value in result.test.items()]
+    if result.train_rows_scored < result.train_rows:
+        parts.append(
+            f"train_* on a fixed sample of {result.train_rows_scored} of {result.train_rows} training rows"
+        )
+    else:
+        parts.append(f"train_* on all {result.train_rows} training rows")
     parts.append(f"{seconds:.1f}s")
     return " · ".join(parts)

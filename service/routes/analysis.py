@@ -1,4 +1,4 @@
-"""``/studies/{id}/best``, ``/importance``, ``/points`` and ``/export``."""
+"""``/studies/{id}/best``, ``/importance``, ``/points``, ``/diagnosis`` and ``/export``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from protocol import ImportanceEvaluator, ImportanceOut, StudyPoints, TrialOut
-from service import export, importance, points, results, studies
+from protocol import DiagnosisOut, ImportanceEvaluator, ImportanceOut, StudyPoints, TrialOut
+from service import diagnosis, export, importance, points, results, studies
 from service.caches import study_spec
 from service.deps import DbDep, ReadAuth
 from service.errors import NotFound
@@ -73,6 +73,38 @@ def study_points(
     with db.reading() as session:
         study = studies.get_study(session, study_id=study_id)
         return points.study_points(session, study=study, per_round=per_round)
+
+
+@router.get(
+    "/diagnosis",
+    response_model=DiagnosisOut,
+    summary="The basic recipe: training vs validation error of the best trials, avoidable bias, "
+    "variance, a verdict (high_bias, high_variance, both, fine), advice and the next box it proposes",
+    responses=error_responses(404, 409, 422),
+)
+def diagnose(
+    study_id: int,
+    db: DbDep,
+    _principal: ReadAuth,
+    round: Annotated[int | None, Query(ge=1, description="Only this round's trials")] = None,
+    bias_threshold: Annotated[
+        float | None,
+        Query(ge=0, le=1e12, allow_inf_nan=False, description="Avoidable bias above this is high bias"),
+    ] = None,
+    variance_threshold: Annotated[
+        float | None,
+        Query(ge=0, le=1e12, allow_inf_nan=False, description="Variance above this is high variance"),
+    ] = None,
+) -> DiagnosisOut:
+    with db.reading() as session:
+        study = studies.get_study(session, study_id=study_id)
+        return diagnosis.diagnose(
+            session,
+            study=study,
+            round=round,
+            bias_threshold=bias_threshold,
+            variance_threshold=variance_threshold,
+        )
 
 
 @router.get(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from protocol import OpenRoundRequest, RoundOut, RoundPreview, TrialCounts
-from service import results, rounds, studies, study_locks
+from service import diagnosis, results, rounds, studies, study_locks
 from service.caches import study_spec
 from service.deps import AdminAuth, DbDep, ReadAuth
 from service.errors import Conflict, InvalidInput
@@ -71,7 +71,8 @@ def preview_round(study_id: int, db: DbDep, _principal: ReadAuth) -> RoundPrevie
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=RoundOut,
-    summary="Close the current round and open the next now, optionally with an explicit box",
+    summary="Close the current round and open the next now, optionally with an explicit box or "
+    '"box": "diagnosis" (the basic recipe\'s box, built-in trainers only)',
     responses=error_responses(404, 409, 422),
 )
 def open_round(study_id: int, body: OpenRoundRequest, db: DbDep, _principal: AdminAuth) -> RoundOut:
@@ -81,9 +82,11 @@ def open_round(study_id: int, body: OpenRoundRequest, db: DbDep, _principal: Adm
         study = studies.get_study(session, study_id=study_id)
         if study.status == "stopped":
             raise Conflict("the study is stopped; it opens no more rounds")
+        proposed = diagnosis.recipe_box(session, study=study) if body.box == "diagnosis" else None
+        box = body.box if isinstance(body.box, dict) else None
         try:
             opened = rounds.open_next_round(
-                session, study=study, box=body.box, trials=body.trials, now=utcnow()
+                session, study=study, box=box, proposed=proposed, trials=body.trials, now=utcnow()
             )
         except ValueError as exc:
             message = str(exc)

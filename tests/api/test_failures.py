@@ -43,7 +43,7 @@ def test_a_metric_the_trainer_does_not_report_is_refused_with_a_near_miss(api: A
     [error] = response.json()["detail"]
     assert error["loc"][-2:] == ["objective", "metric"]
     assert "did you mean 'val_accuracy'?" in error["msg"]
-    assert "train_loss, val_loss, val_accuracy, lr, seconds" in error["msg"]
+    assert "train_loss, train_accuracy, val_loss, val_accuracy, batch_loss, lr, seconds" in error["msg"]
 
 
 def test_an_unknown_dataset_is_blamed_on_objective_dataset(api: Api) -> None:

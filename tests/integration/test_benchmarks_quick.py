@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import fleet_scale, fleet_throughput, objectives, pruning, report, service_overhead
+from benchmarks import (
+    fleet_scale,
+    fleet_throughput,
+    objectives,
+    pruning,
+    recipe_rounds,
+    report,
+    service_overhead,
+)
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.slow
@@ -95,3 +103,21 @@ def test_fleet_scale_holds_leases_and_measures_heartbeats_and_grants() -> None:
     assert 0 < row["heartbeat_p50_ms"] <= row["heartbeat_p99_ms"]
     assert 0 < row["grant_p50_ms"] <= row["grant_p99_ms"]
     assert "fleet_scale" in dict(report.SECTIONS) and "fleet_throughput" in dict(report.SECTIONS)
+
+
+def test_the_recipe_benchmark_continues_each_diagnosed_study_both_ways() -> None:
+    result = recipe_rounds.main(["--smoke"])
+    rows = result["rows"]
+    assert [(r["scenario"], r["seed"]) for r in rows] == [("underfit", 0), ("overfit", 0)]
+    for row in rows:
+        assert 0 <= row["validation_error"] <= 1
+        if row["verdict"] != "fine":
+            # Round 2 never loses round 1's best: both arms continue the same study.
+            assert row["recipe"] <= row["before"] and row["random"] <= row["before"]
+    summary = result["summary"]
+    assert summary["seeds"] == 2 and 0 <= summary["diagnosed"] <= 2
+    assert [t["claim"] for t in result["targets"]] == [
+        "Recipe round vs plain random round: underfit",
+        "Recipe round vs plain random round: overfit",
+    ]
+    assert "| recipe round lowered the best validation error |" in recipe_rounds.markdown(result)

@@ -46,7 +46,18 @@ SUBCOMMANDS = [
     ["token", "revoke"],
     *[
         ["study", name]
-        for name in ("create", "list", "show", "watch", "pause", "resume", "stop", "export", "delete")
+        for name in (
+            "create",
+            "list",
+            "show",
+            "diagnose",
+            "watch",
+            "pause",
+            "resume",
+            "stop",
+            "export",
+            "delete",
+        )
     ],
 ]
 
@@ -179,6 +190,27 @@ def test_show_and_watch_say_a_study_failed_and_group_its_failures_by_cause(live_
     watched = live_api.study("watch", str(study_id))
     assert watched.returncode == 0, watched.stderr
     assert f"study {study_id} failed" in watched.stdout and "failed: the first 2 trials" in watched.stdout
+
+
+def test_diagnose_prints_the_verdict_the_numbers_and_the_recipe_or_one_line_without_data(
+    live_api: LiveApi,
+) -> None:
+    study_id = created_id(live_api.study("create", str(live_api.spec_file("cli-diagnose"))).stdout)
+    assert_one_line_error(live_api.study("diagnose", str(study_id)), 1, "no completed trial yet")
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=f"{live_api.url}/api/v1", headers=headers) as api:
+        grant = api.post("/leases", json={"worker": "w", "studies": [study_id]}).json()
+        body = {"value": 0.9, "metrics": {"val_accuracy": 0.9, "train_accuracy": 1.0}}
+        assert api.post(f"/leases/{grant['lease']['id']}/complete", json=body).status_code == 200
+    shown = live_api.study("diagnose", str(study_id))
+    assert shown.returncode == 0, shown.stderr
+    assert "high_variance" in shown.stdout and "error = 1 − val_accuracy" in shown.stdout
+    assert "Regularize more" in shown.stdout
+    assert "note: l2: not searched" in shown.stdout  # the recipe would raise it
+    as_json = json.loads(live_api.study("diagnose", str(study_id), "--json").stdout)
+    assert as_json["verdict"] == "high_variance" and as_json["variance"] == pytest.approx(0.1)
+    wrong_round = live_api.study("diagnose", str(study_id), "--round", "5")
+    assert_one_line_error(wrong_round, 2, f"round: study {study_id} has rounds 1 to 1, not 5")
 
 
 def test_export_writes_csv_and_json(live_api: LiveApi, tmp_path: Path) -> None:

@@ -36,7 +36,17 @@ def test_json_output_is_one_object_with_every_epoch() -> None:
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert [e["epoch"] for e in data["epochs"]] == [1, 2, 3]
-    assert set(data["epochs"][0]) == {"epoch", "lr", "train_loss", "val_loss", "val_accuracy", "seconds"}
+    assert set(data["epochs"][0]) == {
+        "epoch",
+        "lr",
+        "batch_loss",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+    }
+    assert data["train_measured_on"] == {"rows": 90, "of": 90, "sample": False}
     assert data["status"] == "completed" and data["stopped_early"] is False
     assert set(data["test"]) == {"test_loss", "test_accuracy"}
     assert data["config"]["dataset"] == "iris"
@@ -47,7 +57,8 @@ def test_progress_is_printed_a_line_per_epoch() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert sum(line.startswith("epoch ") for line in lines) == 2
-    assert "val_accuracy" in lines[1]
+    assert "train_accuracy" in lines[1] and "val_accuracy" in lines[1]
+    assert "train_* on all" in lines[-1]
     assert lines[-1].startswith("completed")
 
 

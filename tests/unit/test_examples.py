@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from examples.python_objective import branin
+from examples.python_objective import NOISE, branin, polynomial
+from service.diagnosis import LOSS_SHARE, judge
 from service.spec import StudySpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -31,3 +32,29 @@ def test_branin_reports_and_returns_its_known_minimum() -> None:
     value = branin({"x1": math.pi, "x2": 2.275}, lambda step, value: reports.append((step, value)) or False)
     assert value == pytest.approx(0.397887, abs=1e-5)
     assert reports == [(1, value)]
+
+
+@pytest.mark.parametrize(
+    ("params", "verdict"),
+    [
+        ({"degree": 1, "rows": 200}, "high_bias"),  # a line through sin(3x)
+        ({"degree": 15, "rows": 20}, "high_variance"),  # 16 weights, 20 points, no penalty
+        ({"degree": 5, "rows": 200}, "fine"),
+    ],
+)
+def test_the_polynomial_example_reports_its_training_loss_and_gets_the_known_verdict(
+    params: dict[str, int], verdict: str
+) -> None:
+    result = polynomial(params, lambda *_: False)
+    assert set(result) == {"value", "train_loss"}
+    # As GET /diagnosis reads a loss: error = value, target = the noise's variance (Bayes).
+    threshold = LOSS_SHARE * result["value"]
+    found = judge(
+        training_error=result["train_loss"],
+        validation_error=result["value"],
+        target=NOISE**2,
+        bias=threshold,
+        variance=threshold,
+        bias_judged=True,
+    )
+    assert found == verdict

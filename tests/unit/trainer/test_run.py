@@ -17,9 +17,18 @@ from trainer import TrainResult, train
 from trainer.config import TrainConfig
 from trainer.data import prepare_data
 from trainer.errors import DeviceError, TrainerError
+from trainer.run import train_eval_rows
 
-CLASSIFICATION_KEYS = {"train_loss", "val_loss", "val_accuracy", "lr", "seconds"}
-REGRESSION_KEYS = {"train_loss", "val_loss", "val_rmse", "lr", "seconds"}
+CLASSIFICATION_KEYS = {
+    "batch_loss",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "seconds",
+}
+REGRESSION_KEYS = {"batch_loss", "train_loss", "train_rmse", "val_loss", "val_rmse", "lr", "seconds"}
 
 
 def _without_time(result: TrainResult) -> list[dict[str, float]]:
@@ -83,6 +92,40 @@ def test_a_diverging_run_ends_with_status_diverged_not_an_exception() -> None:
     json.loads(json.dumps(as_json, allow_nan=False))
 
 
+def test_the_training_error_is_measured_in_eval_mode_on_the_end_of_epoch_weights() -> None:
+    # Heavy dropout and batch norm: the mean mini-batch loss as trained differs from the
+    # clean one, which must equal the fitted network's eval-mode score on the training rows.
+    config = TrainConfig(dataset="wine", keep_prob=0.3, batch_norm=True, max_epochs=1)
+    result = train(config)
+    assert result.model is not None
+    splits = prepare_data(config)
+    network = result.model.network.eval()
+    with torch.no_grad():
+        output = network(torch.as_tensor(splits.x_train))
+    y = torch.as_tensor(splits.y_train)
+    [epoch] = result.epochs
+    assert epoch["train_loss"] == pytest.approx(F.cross_entropy(output, y).item(), rel=1e-5)
+    assert epoch["train_accuracy"] == pytest.approx((output.argmax(1) == y).float().mean().item())
+    assert epoch["batch_loss"] != pytest.approx(epoch["train_loss"], rel=1e-3)
+    assert result.train_rows_scored == result.train_rows == len(splits.x_train)
+
+
+def test_a_large_training_split_is_scored_on_a_fixed_sample_that_the_output_states() -> None:
+    config = TrainConfig(dataset="digits", train_eval_rows=100, max_epochs=2)
+    result = train(config)
+    assert result.to_json()["train_measured_on"] == {"rows": 100, "of": result.train_rows, "sample": True}
+    assert result.model is not None
+    splits = prepare_data(config)
+    rows = train_eval_rows(len(splits.x_train), 100, config.split_seed)
+    assert rows is not None and len(set(rows)) == 100
+    assert rows == train_eval_rows(len(splits.x_train), 100, config.split_seed)  # fixed
+    network = result.model.network.eval()
+    with torch.no_grad():
+        output = network(torch.as_tensor(splits.x_train[rows]))
+    accuracy = (output.argmax(1) == torch.as_tensor(splits.y_train[rows])).float().mean().item()
+    assert result.epochs[-1]["train_accuracy"] == pytest.approx(accuracy)
+
+
 def _val_loss_of(result: TrainResult, config: TrainConfig) -> float:
     assert result.model is not None
     splits = prepare_data(config)
@@ -127,8 +170,26 @@ def test_a_monitor_of_the_other_task_is_a_trainer_error() -> None:
 def test_to_json_has_the_cli_shape() -> None:
     result = train(TrainConfig(dataset="iris", max_epochs=2))
     data = json.loads(json.dumps(result.to_json()))
-    assert list(data) == ["epochs", "best_epoch", "stopped_early", "status", "test", "config"]
-    assert list(data["epochs"][0]) == ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "seconds"]
+    assert list(data) == [
+        "epochs",
+        "best_epoch",
+        "stopped_early",
+        "status",
+        "test",
+        "train_measured_on",
+        "config",
+    ]
+    assert list(data["epochs"][0]) == [
+        "epoch",
+        "lr",
+        "batch_loss",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+    ]
+    assert data["train_measured_on"] == {"rows": result.train_rows, "of": result.train_rows, "sample": False}
     assert set(data["test"]) == {"test_loss", "test_accuracy"}
     assert TrainConfig.model_validate(data["config"]) == result.config
 
