@@ -56,8 +56,14 @@ class Proposal(BaseModel):
 
     box: dict[str, Any]
     moves: list[BoxMove]
+    max_epochs: int | None = Field(
+        default=None,
+        description="Epochs each trial of the next round trains when the recipe says train longer "
+        "(high bias): twice the current round's, at most objective.max_epochs_limit; null: unchanged",
+    )
     notes: list[str] = Field(
-        description="What the recipe would change but the box cannot (not searched, not a knob)"
+        description="What the recipe would change but cannot (not searched, not a knob), and "
+        "where a bound stopped it"
     )
 
 

@@ -154,6 +154,9 @@ class RoundOut(BaseModel):
     best_value: float | None
     best_trial_number: int | None
     counts: TrialCounts
+    max_epochs: int | None = Field(
+        default=None, description="Epochs each trial of the round trains (objective.max_epochs unless raised)"
+    )
 
 
 class RoundPreview(BaseModel):
@@ -166,13 +169,21 @@ class RoundPreview(BaseModel):
 
 class OpenRoundRequest(BaseModel):
     """Open the next round now, optionally with an explicit box (else the narrowing rule's),
-    or ``"diagnosis"`` for the box the basic recipe proposes (``GET /diagnosis``), and
-    budget (else the spec's; required past the spec's last round)."""
+    or ``"diagnosis"`` for the box (and epochs) the basic recipe proposes (``GET
+    /diagnosis``), budget (else the spec's; required past the spec's last round) and
+    epochs per trial."""
 
     model_config = ConfigDict(extra="forbid")
 
     box: dict[str, Any] | Literal["diagnosis"] | None = None
     trials: int | None = Field(default=None, ge=1, le=100_000)
+    max_epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Epochs each trial of the round trains, at most objective.max_epochs_limit; "
+        'absent: the current round\'s (with "box": "diagnosis", the recipe\'s)',
+    )
 
 
 ImportanceEvaluator = Literal["ped_anova", "fanova", "mean_decrease_impurity"]

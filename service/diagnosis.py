@@ -48,7 +48,8 @@ ADVICE: dict[Verdict, list[str]] = {
         "High bias: the model does not fit its training set well enough. Fix this first; more "
         "data will not help until it is down.",
         "Bigger network: more hidden layers (n_layers) and more hidden units (hidden_units).",
-        "Train longer (objective.max_epochs) or optimize better (Adam, a tuned learning rate).",
+        "Train longer (the recipe's round doubles max_epochs, up to objective.max_epochs_limit) "
+        "or optimize better (Adam, a tuned learning rate).",
         "Regularize less: lower l2, keep_prob closer to 1.",
         "Or try another architecture.",
     ],
@@ -193,9 +194,10 @@ def diagnose(
     )
 
 
-def recipe_box(session: Session, *, study: Study) -> Box:
-    """The box ``POST /rounds`` opens for ``"box": "diagnosis"``; raises InvalidInput for a
-    python objective (advice only) and Conflict when the study cannot be diagnosed yet."""
+def recipe_box(session: Session, *, study: Study) -> tuple[Box, int | None]:
+    """The box ``POST /rounds`` opens for ``"box": "diagnosis"``, and the epochs per trial
+    when the recipe says train longer (None: unchanged); raises InvalidInput for a python
+    objective (advice only) and Conflict when the study cannot be diagnosed yet."""
     if study_spec(study).objective.built_in is None:
         raise InvalidInput(
             ("body", "box"),
@@ -204,7 +206,7 @@ def recipe_box(session: Session, *, study: Study) -> Box:
         )
     proposal = diagnose(session, study=study).proposal
     assert proposal is not None
-    return recipe.as_box(proposal)
+    return recipe.as_box(proposal), proposal.max_epochs
 
 
 def _best_with_training(
@@ -287,9 +289,14 @@ def _proposal(
             "network bigger or regularize it"
         )
     narrowed = rounds.preview_next_round(session, study=study)
-    current = rounds.current_round(session, study=study).box
+    current = rounds.current_round(session, study=study)
     proposal = recipe.propose(
-        spec, verdict=verdict, narrowed=narrowed, current=current, incumbent=incumbent.params
+        spec,
+        verdict=verdict,
+        narrowed=narrowed,
+        current=current.box,
+        incumbent=incumbent.params,
+        epochs=rounds.epochs(spec, current),
     )
     return proposal, None
 

@@ -81,6 +81,7 @@ class _Candidate:
     room: int  # configurations the round's budget still lets start
     waiting: int  # Optuna WAITING trials: retries and enqueued configurations
     advanced: bool  # this transaction opened a round (or completed the study) to get here
+    max_epochs: int  # what each trial of the current round trains (the recipe may raise it)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def _candidate(session: Session, *, study: Study, now: datetime) -> _Candidate |
         room=room,
         waiting=waiting,
         advanced=advanced,
+        max_epochs=rounds.epochs(study_spec(study), current),
     )
 
 
@@ -313,5 +315,20 @@ def _hand_out(
         number=opened.number,
         params=opened.params,
         round=opened.round,
-        objective=candidate.spec.objective,
+        objective=_objective(session, candidate, opened),
     )
+
+
+def _objective(session: Session, candidate: _Candidate, opened: _Opened) -> Objective:
+    """The objective as the trial runs it: with its own round's epochs (a retry popped in a
+    later round keeps the epochs of the round it was drawn in)."""
+    objective = candidate.spec.objective
+    if opened.round == candidate.round:
+        epochs = candidate.max_epochs
+    else:
+        epochs = rounds.round_epochs(
+            session, study_id=candidate.study.id, round=opened.round, spec=candidate.spec
+        )
+    if epochs == objective.max_epochs:
+        return objective
+    return objective.model_copy(update={"max_epochs": epochs})

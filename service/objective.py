@@ -30,6 +30,10 @@ else:
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Objective fields a built-in study sets on ``objective``, never in ``fixed`` or ``space``.
 _OBJECTIVE_KNOBS = {"dataset": "objective.dataset", "max_epochs": "objective.max_epochs"}
+# Without objective.max_epochs_limit, "train longer" may go to this many times max_epochs
+# (two doublings): far enough to tell an under-trained network, bounded so that one
+# recipe round cannot cost more than a few rounds of the study as specified.
+EPOCHS_LIMIT_FACTOR = 4
 _MAXIMIZED = ("accuracy", "acc", "auc", "f1", "r2", "precision", "recall", "score")
 _MINIMIZED = ("loss", "error", "mse", "mae", "rmse", "perplexity")
 
@@ -57,6 +61,15 @@ class Objective(SpecModel, WireObjective):
         description="The error the diagnosis measures avoidable bias against (Bayes or human-level), "
         "in the metric's error units: 1 − score for a maximized metric, the value for a minimized "
         "one; absent: 0",
+    )
+
+    # Only the service reads it too: the wire carries a round's max_epochs, already raised.
+    max_epochs_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description='The most epochs a round may train: the basic recipe\'s "train longer" (and '
+        "POST /rounds' max_epochs) stops here; absent: 4 × max_epochs",
     )
 
     @model_validator(mode="before")
@@ -101,11 +114,23 @@ class Objective(SpecModel, WireObjective):
                 f"must be at most 1: a maximized metric's error is 1 − {self.metric} "
                 f"(got {self.target_error})",
             )
+        if self.max_epochs_limit is not None and self.max_epochs_limit < self.max_epochs:
+            raise SpecError(
+                ("max_epochs_limit",),
+                f"must be at least objective.max_epochs ({self.max_epochs}), got {self.max_epochs_limit}",
+            )
         if self.built_in is not None:
             for key in self.fixed:
                 self.check_knob(key, ("fixed", key))
             self.train_config()
         return self
+
+    @property
+    def epochs_limit(self) -> int:
+        """The most epochs a round may train (``max_epochs_limit``, else 4 × ``max_epochs``)."""
+        if self.max_epochs_limit is not None:
+            return self.max_epochs_limit
+        return min(EPOCHS_LIMIT_FACTOR * self.max_epochs, 100_000)
 
     @property
     def built_in(self) -> Trainer[Any] | None:

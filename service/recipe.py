@@ -37,12 +37,20 @@ MOVES: dict[Verdict, dict[str, MoveDirection]] = {
 
 
 def propose(
-    spec: StudySpec, *, verdict: Verdict, narrowed: Box, current: Box, incumbent: Mapping[str, Any]
+    spec: StudySpec,
+    *,
+    verdict: Verdict,
+    narrowed: Box,
+    current: Box,
+    incumbent: Mapping[str, Any],
+    epochs: int | None = None,
 ) -> Proposal:
-    """The narrowed box with the recipe's moves for ``verdict`` applied.
+    """The narrowed box with the recipe's moves for ``verdict`` applied, and for high bias
+    the epochs per trial doubled ("train longer"), within ``objective.epochs_limit``.
 
     ``current`` is the current round's box (where the step is measured), ``incumbent``
-    the best diagnosed trial's params.
+    the best diagnosed trial's params, ``epochs`` what each trial of the current round
+    trains (default: ``objective.max_epochs``).
     """
     box: Box = {name: _copy(entry) for name, entry in narrowed.items()}
     moves: list[BoxMove] = []
@@ -81,13 +89,29 @@ def propose(
                 stopped=stopped,
             )
         )
+    max_epochs = None
     if verdict in ("high_bias", "both"):
-        notes.append(
-            f"max_epochs: every trial trains objective.max_epochs = {spec.objective.max_epochs} epochs; "
-            "it is the study's, not a searched parameter, so the box cannot raise it: train longer "
-            "with a higher objective.max_epochs in a new study"
+        max_epochs, note = _train_longer(spec, spec.objective.max_epochs if epochs is None else epochs)
+        notes.append(note)
+    return Proposal(box=dict(box), moves=moves, max_epochs=max_epochs, notes=notes)
+
+
+def _train_longer(spec: StudySpec, epochs: int) -> tuple[int | None, str]:
+    """Twice the epochs, within the objective's limit, and a note that says what happened."""
+    limit = spec.objective.epochs_limit
+    bound = (
+        f"objective.max_epochs_limit = {limit}"
+        if spec.objective.max_epochs_limit is not None
+        else f"the default limit 4 × objective.max_epochs = {limit}"
+    )
+    if epochs >= limit:
+        return None, (
+            f"max_epochs: train longer is stopped by {bound}: each trial already trains {epochs} "
+            "epochs; raise objective.max_epochs_limit to go further"
         )
-    return Proposal(box=dict(box), moves=moves, notes=notes)
+    raised = min(2 * epochs, limit)
+    stopped = f", stopped there by {bound}" if raised < 2 * epochs else ""
+    return raised, f"max_epochs: train longer, {epochs} → {raised} epochs per trial{stopped}"
 
 
 def as_box(proposal: Proposal) -> Box:

@@ -63,6 +63,17 @@ def create_first_round(session: Session, *, study: Study, spec: StudySpec, now: 
     return first
 
 
+def epochs(spec: StudySpec, round: Round) -> int:
+    """The epochs each trial of ``round`` trains."""
+    return round.max_epochs if round.max_epochs is not None else spec.objective.max_epochs
+
+
+def round_epochs(session: Session, *, study_id: int, round: int, spec: StudySpec) -> int:
+    """The epochs each trial of round number ``round`` trains."""
+    value = session.scalar(select(Round.max_epochs).where(Round.study_id == study_id, Round.number == round))
+    return value if value is not None else spec.objective.max_epochs
+
+
 def room(study_id: int, round: int) -> ColumnElement[int]:
     """Configurations the round's budget still lets start (its budget less the first
     attempts so far), as an SQL expression; negative never, zero when the budget is out."""
@@ -179,6 +190,7 @@ def open_next_round(
     box: dict[str, Any] | None = None,
     proposed: Box | None = None,
     trials: int | None = None,
+    max_epochs: int | None = None,
     now: datetime,
 ) -> Round:
     """Closes the current round and opens the next one.
@@ -186,8 +198,9 @@ def open_next_round(
     The budget is ``trials`` or the spec's next round; past the spec's last round (a
     round opened by hand) ``trials`` is required. ``box`` (a user's, validated against
     the spec) or ``proposed`` (hone's own, built inside the spec's bounds: the basic
-    recipe's) replaces the narrowed box. A completed or failed study runs again. Raises
-    ValueError.
+    recipe's) replaces the narrowed box. ``max_epochs`` (at most the objective's
+    ``epochs_limit``) sets the epochs each trial of the round trains; else the round keeps
+    the current round's. A completed or failed study runs again. Raises ValueError.
     """
     spec = study_spec(study)
     number = study.current_round + 1
@@ -199,13 +212,19 @@ def open_next_round(
         trials = spec.rounds[number - 1].trials
     if not 1 <= trials <= 100_000:
         raise ValueError("trials: must be between 1 and 100000")
+    limit = spec.objective.epochs_limit
+    if max_epochs is not None and not 1 <= max_epochs <= limit:
+        raise ValueError(
+            f"max_epochs: must be between 1 and {limit} (objective.max_epochs_limit, "
+            f"else 4 × objective.max_epochs); got {max_epochs}"
+        )
     if proposed is not None:
         next_box = proposed
     elif box is not None:
         next_box = validate_box(spec, box)
     else:
         next_box = preview_next_round(session, study=study)
-    close_round(session, study=study, now=now)
+    closing = close_round(session, study=study, now=now)
     opened = Round(
         study_id=study.id,
         number=number,
@@ -213,6 +232,8 @@ def open_next_round(
         box=dict(next_box),
         status="open",
         opened_at=now,
+        # A raised epoch count stays: the search learned its networks need it.
+        max_epochs=max_epochs if max_epochs is not None else closing.max_epochs,
     )
     session.add(opened)
     study.current_round = number

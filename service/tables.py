@@ -114,6 +114,9 @@ class Round(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     best_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     best_trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Epochs each trial of this round trains; None: objective.max_epochs. Raised by the
+    # basic recipe's "train longer" (or POST /rounds' max_epochs), kept by later rounds.
+    max_epochs: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Trial(Base):

@@ -16,7 +16,7 @@ from service.tables import Round, utcnow
 router = APIRouter(prefix="/studies/{study_id}/rounds", tags=["rounds"])
 
 
-def _round_out(round_: Round, counts: TrialCounts | None) -> RoundOut:
+def _round_out(round_: Round, counts: TrialCounts | None, *, epochs: int) -> RoundOut:
     return RoundOut(
         number=round_.number,
         status="closed" if round_.status == "closed" else "open",
@@ -27,6 +27,7 @@ def _round_out(round_: Round, counts: TrialCounts | None) -> RoundOut:
         best_value=round_.best_value,
         best_trial_number=round_.best_trial_number,
         counts=counts or TrialCounts(configurations=0),
+        max_epochs=epochs,
     )
 
 
@@ -38,10 +39,10 @@ def _round_out(round_: Round, counts: TrialCounts | None) -> RoundOut:
 )
 def list_rounds(study_id: int, db: DbDep, _principal: ReadAuth) -> list[RoundOut]:
     with db.reading() as session:
-        studies.get_study(session, study_id=study_id)
+        spec = study_spec(studies.get_study(session, study_id=study_id))
         counts = results.counts_by_round(session, study_id=study_id)
         found = session.scalars(select(Round).where(Round.study_id == study_id).order_by(Round.number))
-        return [_round_out(r, counts.get(r.number)) for r in found]
+        return [_round_out(r, counts.get(r.number), epochs=rounds.epochs(spec, r)) for r in found]
 
 
 @router.get(
@@ -82,14 +83,24 @@ def open_round(study_id: int, body: OpenRoundRequest, db: DbDep, _principal: Adm
         study = studies.get_study(session, study_id=study_id)
         if study.status == "stopped":
             raise Conflict("the study is stopped; it opens no more rounds")
-        proposed = diagnosis.recipe_box(session, study=study) if body.box == "diagnosis" else None
+        proposed, max_epochs = None, body.max_epochs
+        if body.box == "diagnosis":
+            proposed, recipe_epochs = diagnosis.recipe_box(session, study=study)
+            max_epochs = max_epochs if max_epochs is not None else recipe_epochs
         box = body.box if isinstance(body.box, dict) else None
         try:
             opened = rounds.open_next_round(
-                session, study=study, box=box, proposed=proposed, trials=body.trials, now=utcnow()
+                session,
+                study=study,
+                box=box,
+                proposed=proposed,
+                trials=body.trials,
+                max_epochs=max_epochs,
+                now=utcnow(),
             )
         except ValueError as exc:
             message = str(exc)
-            field = "trials" if message.startswith("trials") else "box"
+            field = next((f for f in ("trials", "max_epochs") if message.startswith(f)), "box")
             raise InvalidInput(("body", field), message) from None
-    return _round_out(opened, None)
+        epochs = rounds.epochs(study_spec(study), opened)
+    return _round_out(opened, None, epochs=epochs)

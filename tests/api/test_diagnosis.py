@@ -33,7 +33,8 @@ def complete(api: Api, *, value: float, metrics: dict[str, float]) -> dict[str, 
     lease_id = grant.json()["lease"]["id"]
     done = api.post(f"/leases/{lease_id}/complete", role="worker", json={"value": value, "metrics": metrics})
     assert done.status_code == 200, done.text
-    trial: dict[str, Any] = grant.json()["trial"]
+    # The trial, with the objective it was granted to run.
+    trial: dict[str, Any] = {**grant.json()["trial"], "objective": grant.json()["objective"]}
     return trial
 
 
@@ -59,7 +60,37 @@ def test_a_model_that_fits_its_training_set_badly_is_high_bias_with_the_lecture_
     moved = {m["param"]: m for m in found["proposal"]["moves"]}
     assert set(moved) == {"n_layers", "hidden_units", "l2", "keep_prob"}
     assert moved["n_layers"]["direction"] == "up" and moved["l2"]["direction"] == "down"
-    assert any("max_epochs" in note for note in found["proposal"]["notes"])
+    assert found["proposal"]["max_epochs"] == 60  # train longer: twice the objective's 30
+
+
+def test_the_recipe_s_round_trains_longer_and_its_grants_carry_the_raised_epochs(api: Api) -> None:
+    # Round 1 has room left when the recipe's round is opened (else it opens round 2 itself).
+    study_id = accuracy_study(api, rounds=[6, 4, 3], max_epochs=10, max_epochs_limit=30)
+    first = complete(api, value=0.8, metrics={"val_accuracy": 0.8, "train_accuracy": 0.81})
+    for val in (0.78, 0.79, 0.8, 0.8):
+        complete(api, value=val, metrics={"val_accuracy": val, "train_accuracy": val + 0.01})
+    assert first["objective"]["max_epochs"] == 10
+    assert api.get(f"/studies/{study_id}/diagnosis").json()["proposal"]["max_epochs"] == 20
+    opened = api.post(f"/studies/{study_id}/rounds", json={"box": "diagnosis"})
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["max_epochs"] == 20
+    trial = complete(api, value=0.9, metrics={"val_accuracy": 0.9, "train_accuracy": 0.91})
+    assert trial["round"] == 2 and trial["objective"]["max_epochs"] == 20
+    # An explicit count past the limit names the field; the round as it was is kept.
+    too_many = api.post(f"/studies/{study_id}/rounds", json={"max_epochs": 31})
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"] == ["body", "max_epochs"]
+    assert "between 1 and 30" in too_many.json()["detail"][0]["msg"]
+    # The next round keeps the raised epochs unless told otherwise.
+    for _ in range(3):
+        complete(api, value=0.85, metrics={"val_accuracy": 0.85, "train_accuracy": 0.86})
+    listed = api.get(f"/studies/{study_id}/rounds").json()
+    assert [r["max_epochs"] for r in listed] == [10, 20, 20]
+    assert (
+        complete(api, value=0.9, metrics={"val_accuracy": 0.9, "train_accuracy": 0.9})["objective"][
+            "max_epochs"
+        ]
+        == 20
+    )
 
 
 def test_a_model_far_better_on_training_data_is_high_variance_and_the_box_regularizes(api: Api) -> None:

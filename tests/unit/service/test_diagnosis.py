@@ -20,11 +20,16 @@ SPACE: dict[str, Any] = {
 }
 
 
-def study_spec(**space: Any) -> StudySpec:
+def study_spec(objective: dict[str, Any] | None = None, **space: Any) -> StudySpec:
     return StudySpec.model_validate(
         {
             "name": "s",
-            "objective": {"dataset": "digits", "metric": "val_accuracy", "fixed": {"l1": 0.0}},
+            "objective": {
+                "dataset": "digits",
+                "metric": "val_accuracy",
+                "fixed": {"l1": 0.0},
+                **(objective or {}),
+            },
             "space": space or SPACE,
             "rounds": [{"trials": 4}],
         }
@@ -81,7 +86,9 @@ def test_high_bias_moves_the_network_up_and_regularization_down_from_the_incumbe
     assert moved["keep_prob"].stopped == "stopped at the spec's upper bound 1.0"
     assert moved["n_layers"].stopped is None
     assert proposal.box["lr"] == box["lr"]  # the recipe leaves the rest to narrowing
-    assert any("max_epochs" in note for note in proposal.notes)
+    # Train longer: twice the objective's 30 epochs, under the default limit of 4 × 30.
+    assert proposal.max_epochs == 60
+    assert "max_epochs: train longer, 30 → 60 epochs per trial" in proposal.notes
     assert as_box(proposal) == proposal.box
 
 
@@ -95,6 +102,35 @@ def test_a_move_stopped_by_the_bound_keeps_a_range_and_says_so() -> None:
     assert proposal.box["n_layers"] == {"low": 3, "high": 4}
     assert moved["n_layers"].stopped == "stopped at the spec's upper bound 4"
     assert moved["hidden_units"].stopped == "256 is already the spec's largest choice"
+
+
+def test_train_longer_doubles_the_round_s_epochs_until_the_limit_stops_it_and_says_so() -> None:
+    spec = study_spec({"max_epochs": 20, "max_epochs_limit": 50})
+    box = full_box(spec)
+    incumbent = {"lr": 0.01, "n_layers": 2, "hidden_units": 64, "l2": 0.05, "keep_prob": 0.7}
+
+    def epochs_after(epochs: int) -> tuple[int | None, str]:
+        proposal = propose(
+            spec, verdict="high_bias", narrowed=box, current=box, incumbent=incumbent, epochs=epochs
+        )
+        (note,) = [n for n in proposal.notes if n.startswith("max_epochs")]
+        return proposal.max_epochs, note
+
+    assert epochs_after(20) == (40, "max_epochs: train longer, 20 → 40 epochs per trial")
+    raised, note = epochs_after(40)
+    assert raised == 50 and note.endswith("stopped there by objective.max_epochs_limit = 50")
+    raised, note = epochs_after(50)
+    assert raised is None and "stopped by objective.max_epochs_limit = 50" in note
+    # High variance never trains longer.
+    proposal = propose(
+        spec, verdict="high_variance", narrowed=box, current=box, incumbent=incumbent, epochs=20
+    )
+    assert proposal.max_epochs is None
+
+
+def test_a_limit_below_max_epochs_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValueError, match="max_epochs_limit"):
+        study_spec({"max_epochs": 20, "max_epochs_limit": 10})
 
 
 def test_high_variance_moves_l2_up_and_keep_prob_down_and_names_what_is_not_searched() -> None:
