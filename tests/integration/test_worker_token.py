@@ -42,7 +42,15 @@ def test_a_refused_worker_waits_says_why_and_starts_once_its_token_is_known(tmp_
         study = running.post("/studies", TINY_STUDY)
         worker = running.start(
             hone(
-                "worker", "--api", running.api, "--token", WORKER_TOKEN, "--devices", "cpu", "--auth-retry", "1"
+                "worker",
+                "--api",
+                running.api,
+                "--token",
+                WORKER_TOKEN,
+                "--devices",
+                "cpu",
+                "--auth-retry",
+                "1",
             ),
             "worker",
         )
@@ -72,7 +80,9 @@ def test_a_worker_without_a_token_waits_instead_of_exiting(tmp_path: Path) -> No
     with stack(url, tmp_path) as running:
         # What compose passes when HONE_WORKER_TOKEN is left empty in .env.
         worker = running.start(
-            hone("worker", "--api", running.api, "--devices", "cpu", "--auth-retry", "1"), "worker", HONE_TOKEN=""
+            hone("worker", "--api", running.api, "--devices", "cpu", "--auth-retry", "1"),
+            "worker",
+            HONE_TOKEN="",
         )
         running.wait(lambda: running.log("worker").count(REFUSED) >= 2, timeout=60, what="two refusals")
         assert "no token" in running.log("worker")
