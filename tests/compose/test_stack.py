@@ -44,11 +44,12 @@ STUDY: dict[str, Any] = {
     "pruner": {"type": "none"},
     "rounds": [{"trials": 3}],
 }
-# One trial long enough to be stopped in the middle (digits epochs take well under a second).
+# One trial that cannot end on its own while the test runs (a digits epoch takes
+# milliseconds, so a few hundred could be over before the signal): it is stopped mid-way.
 LONG: dict[str, Any] = {
     **STUDY,
     "name": "compose-sigterm",
-    "objective": {**STUDY["objective"], "max_epochs": 500},
+    "objective": {**STUDY["objective"], "max_epochs": 100_000},
 }
 LONG["rounds"] = [{"trials": 1}]
 
