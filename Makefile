@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 HONE_DATA_DIR ?= hone-data
 export HONE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-dev run test test-long test-compose lint typecheck importlint pytest bench bench-quick clean
+.PHONY: install install-dev browser run test test-long test-compose lint typecheck importlint pytest bench bench-quick clean
 
 install: $(RUN_STAMP)
 
@@ -41,7 +41,13 @@ typecheck: install-dev
 importlint: install-dev
 	$(BIN)/lint-imports
 
-pytest: install-dev
+# The page's browser tests (tests/web) drive Debian's headless Chromium and its chromedriver.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+		echo "warning: could not install chromium and chromium-driver; tests/web will skip (fail in CI)"
+
+pytest: install-dev browser
 	$(BIN)/pytest -m "not long and not compose" -n 2 --dist loadgroup --durations=25
 
 test: lint typecheck importlint pytest

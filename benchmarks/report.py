@@ -36,6 +36,11 @@ SECTIONS: list[tuple[str, str]] = [
     ("big_study", "4. Big studies: reading a large study"),
     ("trainer_throughput", "5. Trainer throughput: hone's trainer vs a DataLoader loop"),
     ("gpu_packing", "6. GPU packing: trials per GPU"),
+    (
+        "fleet_throughput",
+        "7. Fleet throughput: 16 and 64 workers on PostgreSQL, 1 and 2 API processes vs raw Optuna",
+    ),
+    ("fleet_scale", "8. Fleet scale: 1,000 and 5,000 leases heartbeating on one API process"),
 ]
 
 

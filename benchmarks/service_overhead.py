@@ -147,19 +147,24 @@ def _measure(
 
 
 class _HoneApi:
-    def __init__(self, url: str) -> None:
+    """``hone api`` on ``url`` (``processes`` > 1: ``--workers``), with ``settings`` as HONE_* variables."""
+
+    def __init__(self, url: str, *, processes: int = 1, **settings: str) -> None:
         self.token = secrets.token_hex(16)
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        argv = [sys.executable, "-m", "hone", "api", "--port", str(self.port), "--database-url", url]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hone", "api", "--port", str(self.port), "--database-url", url],
-            env=_env(HONE_ADMIN_TOKEN=self.token, HONE_LOG_JSON="false"),
+            [*argv, "--workers", str(processes)],
+            env=_env(HONE_ADMIN_TOKEN=self.token, HONE_LOG_JSON="false", **settings),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=ROOT,
         )
         self.client = httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.token}"})
-        for _ in range(300):
+        # Two minutes: on a loaded 2-core machine, `--workers 2` imports the app twice at once.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
                 if (
                     self.client.get("/healthz").status_code < 500
@@ -169,10 +174,18 @@ class _HoneApi:
             if self.process.poll() is not None:
                 raise RuntimeError("hone api exited at start")
             time.sleep(0.1)
+        self.close()  # not left serving behind a failed benchmark
         raise RuntimeError("hone api did not start")
 
-    def create_study(self, name: str, steps: int) -> int:
-        spec = {
+    def create_study(self, name: str, steps: int, trials: int = 100_000) -> int:
+        response = self.client.post("/api/v1/studies", json=self.study_spec(name, steps, trials))
+        response.raise_for_status()
+        return int(response.json()["id"])
+
+    @staticmethod
+    def study_spec(name: str, steps: int, trials: int) -> dict[str, Any]:
+        """The no-op study: random sampler, median pruner, one round of ``trials``."""
+        return {
             "name": name,
             "objective": {
                 "trainer": "python",
@@ -183,11 +196,8 @@ class _HoneApi:
             "space": SPACE,
             "sampler": {"type": "random"},
             "pruner": {"type": "median"},
-            "rounds": [{"trials": 100_000}],
+            "rounds": [{"trials": trials}],
         }
-        response = self.client.post("/api/v1/studies", json=spec)
-        response.raise_for_status()
-        return int(response.json()["id"])
 
     def close(self) -> None:
         self.client.close()

@@ -25,6 +25,7 @@ from protocol.leases import (
 )
 from protocol.objective import MAX_EPOCHS_DEFAULT, Direction, Objective, Trainer
 from protocol.studies import (
+    BestStep,
     EnqueuedTrial,
     EnqueueRequest,
     FailureGroup,
@@ -32,14 +33,17 @@ from protocol.studies import (
     ImportanceOut,
     OpenRoundRequest,
     RoundOut,
+    RoundPoints,
     RoundPreview,
     StudyDetail,
+    StudyPoints,
     StudyStatus,
     StudySummary,
     TrialCounts,
     TrialDetail,
     TrialOut,
     TrialPage,
+    TrialPoint,
     TrialState,
 )
 
@@ -69,9 +73,12 @@ __all__ = [
     "ReportIn",
     "ReportOut",
     "RoundOut",
+    "RoundPoints",
+    "BestStep",
     "RoundPreview",
     "StepIn",
     "StudyDetail",
+    "StudyPoints",
     "StudyStatus",
     "FailureGroup",
     "StudySummary",
@@ -80,5 +87,6 @@ __all__ = [
     "TrialDetail",
     "TrialOut",
     "TrialPage",
+    "TrialPoint",
     "TrialState",
 ]

@@ -193,3 +193,39 @@ class ImportanceOut(BaseModel):
     round: int | None = Field(
         default=None, description="The round whose trials were evaluated (in its box); null: the whole study"
     )
+
+
+class TrialPoint(BaseModel):
+    """A completed trial as a point to draw: its number, value and parameters."""
+
+    number: int
+    value: float
+    params: dict[str, Any]
+
+
+class RoundPoints(BaseModel):
+    """A round's completed trials, down-sampled to at most ``per_round`` points: its best
+    trials first, then an even spread over the rest by trial number."""
+
+    round: int
+    complete: int = Field(description="Completed trials in the round")
+    sampled: bool = Field(description="True when fewer points than completed trials are listed")
+    points: list[TrialPoint]
+
+
+class BestStep(BaseModel):
+    """A completed trial that improved on every trial completed before it (by finish time)."""
+
+    number: int
+    value: float
+    finished_at: datetime
+
+
+class StudyPoints(BaseModel):
+    """What a page draws of a study of any size: per round a bounded sample of its points,
+    and the steps of the best value so far over time."""
+
+    direction: Direction
+    per_round: int
+    rounds: list[RoundPoints]
+    best_so_far: list[BestStep]

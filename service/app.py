@@ -31,6 +31,7 @@ from service.metrics import Metrics, MetricsMiddleware
 from service.reaper import run_reaper
 from service.routes import analysis, events, health, leases, rounds, studies, trials, workers
 from service.storage import create_optuna_storage
+from service.web_page import serve_web_page
 
 API_PREFIX = "/api/v1"
 RETRY_AFTER_S = 5
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     serve_docs(app, title="hone")
+    serve_web_page(app)
     app.state.settings = settings
     app.state.db = Database(settings.database_url)
     app.state.storage = _storage_if_ready(settings.database_url)

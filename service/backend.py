@@ -16,7 +16,7 @@ class Backend:
     """The database, Optuna's storage and the settings of one API process.
 
     Args:
-        db: hone's engine, sessions and grant lock.
+        db: hone's engine, sessions and process lock.
         storage: Optuna's storage on the same database (read by samplers and pruners; every
             write to Optuna's tables goes through :mod:`service.optuna_tables` in ``db``'s
             transactions).

@@ -8,9 +8,10 @@ with "database is locked".
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_S = 30
+APPLICATION_NAME = "hone pid "
 
 
 def is_sqlite(url: str) -> bool:
@@ -39,7 +41,12 @@ def create_db_engine(url: str, *, for_writes: bool = True, **kwargs: Any) -> Eng
     """
     ensure_sqlite_dir(url)
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+        # Named by process, so pg_stat_activity and pg_locks tell which API process of
+        # several holds a connection or a study's lock.
+        connect_args = {"application_name": f"{APPLICATION_NAME}{os.getpid()}"}
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs
+        )
 
     engine = create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **kwargs
@@ -63,11 +70,14 @@ def create_db_engine(url: str, *, for_writes: bool = True, **kwargs: Any) -> Eng
 
 
 class Database:
-    """The engine and session factory of one process, plus the grant lock.
+    """The engine and session factory of one process, plus its process lock.
 
-    ``grant_lock`` serialises the read-check-write of lease grants inside this process.
-    On SQLite the API is the only writer, so that lock is the whole story; on PostgreSQL
-    the study row is also locked ``FOR UPDATE`` so several API replicas agree.
+    ``process_lock`` serialises what changes a grant's view of a study (grants, results,
+    the reaper, rounds, enqueues, deletions) on SQLite, where the API is one process and
+    the only writer; Optuna's ask writes on its own connection outside the grant's
+    transaction, so the lock, not the database, keeps the grant's choice valid. On
+    PostgreSQL it is a no-op: each transaction takes its study's advisory lock
+    (:mod:`service.study_locks`), which holds across API processes.
     """
 
     def __init__(self, url: str) -> None:
@@ -76,7 +86,9 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         read_engine = create_db_engine(url, for_writes=False) if self.is_sqlite else self.engine
         self.read_sessions = sessionmaker(read_engine, expire_on_commit=False)
-        self.grant_lock = threading.RLock()
+        self.process_lock: AbstractContextManager[object] = (
+            threading.RLock() if self.is_sqlite else nullcontext()
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -4,9 +4,10 @@ Order of work for a grant: Optuna's WAITING trials first (retries and enqueued
 configurations), then new configurations sampled in the current round's box while the
 round's budget lasts. Studies share workers fairly: the study granted longest ago goes
 first. Budgets (a round's configurations, ``max_concurrent``) are checked and the trial
-opened in one transaction: in-process under ``Database.grant_lock``; on PostgreSQL the
-chosen study row is also locked ``FOR UPDATE SKIP LOCKED``, so several API replicas never
-exceed a budget and skip a study another replica is granting on.
+opened in one transaction: on SQLite under ``Database.process_lock``; on PostgreSQL under
+the chosen study's advisory lock (:mod:`service.study_locks`), so several API processes
+never exceed a budget. A grant passes over a study another transaction holds and waits
+for one only when every study with work was held, holding no lock while it waits.
 
 However a trial is opened — drawn from the box, popped from the queue, or asked of a
 sampler that reads the study's history — :func:`_hand_out` writes hone's row and the lease
@@ -25,7 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from protocol import Objective
-from service import optuna_tables, rounds, worker_registry
+from service import optuna_tables, rounds, study_locks, worker_registry
 from service.backend import Backend
 from service.box_sampler import BoxSampler
 from service.caches import study_key, study_spec
@@ -34,7 +35,7 @@ from service.spec import StudySpec
 from service.tables import Round, Study, Trial
 
 # Rounds one grant may open on its way (each commits before an ask); past that, the grant
-# asks after its commit as on SQLite.
+# asks after its commit as on SQLite. One more turn may wait for a study held elsewhere.
 _MAX_ADVANCES = 4
 
 
@@ -106,11 +107,19 @@ def grant_lease(
     """Lease the next trial to ``worker``, or None when no running study has work and room."""
     db = backend.db
     asker = _Asker(worker, host, devices, now)
-    with db.grant_lock:
-        for _ in range(_MAX_ADVANCES):
+    wait_for: int | None = None
+    with db.process_lock:
+        for _ in range(_MAX_ADVANCES + 1):
             with db.transaction() as session:
-                candidate = _choose(session, studies=studies, now=now, lock=not db.is_sqlite)
+                if wait_for is not None:
+                    study_locks.lock_study(session, wait_for)
+                candidate, busy = _choose(session, studies=studies, now=now, held=wait_for)
                 if candidate is None:
+                    if busy is not None and busy != wait_for:
+                        # Every study with work was held by another grant: wait for the
+                        # first one in a new transaction, holding no other lock meanwhile.
+                        wait_for = busy
+                        continue
                     asker.seen(session)
                     return None
                 if candidate.spec.sampler.draws_without_history:
@@ -122,43 +131,44 @@ def grant_lease(
                 if db.is_sqlite:
                     break
                 if not candidate.advanced:
-                    # The study row stays locked while Optuna's ask commits on its own connection.
+                    # The study's lock is held while Optuna's ask commits on its own
+                    # connection, which never waits on an advisory lock.
                     return _hand_out(session, backend, candidate, _ask(backend, candidate), asker)
                 # A round opened here published its box to Optuna's study row, which Optuna's
                 # ask locks on its own connection: commit that first, then grant anew.
+                wait_for = None
         # SQLite: Optuna's ask writes on its own connection, which would wait for the write
-        # lock of a transaction held open around it; the grant lock keeps the choice valid.
-        assert candidate is not None
+        # lock of a transaction held open around it; the process lock keeps the choice valid.
+        if candidate is None:  # the last turn waited for a study and found it had no room
+            return None
         opened = _ask(backend, candidate)
         with db.transaction() as session:
             return _hand_out(session, backend, candidate, opened, asker)
 
 
-def _choose(session: Session, *, studies: list[int] | None, now: datetime, lock: bool) -> _Candidate | None:
-    """The first running study, in turn, with room for a grant."""
+def _choose(
+    session: Session, *, studies: list[int] | None, now: datetime, held: int | None
+) -> tuple[_Candidate | None, int | None]:
+    """The first running study, in turn, with room for a grant; and the first study passed
+    over because another transaction held its lock (``held``: one this transaction holds)."""
     query = select(Study.id).where(Study.status == "running")
     if studies:
         query = query.where(Study.id.in_(studies))
     query = query.order_by(Study.last_granted_at.asc().nulls_first(), Study.id)
+    busy: int | None = None
     for study_id in list(session.scalars(query)):
-        study = _lock_study(session, study_id) if lock else session.get(Study, study_id)
+        if study_id != held and not study_locks.try_lock_study(session, study_id):
+            busy = study_id if busy is None else busy
+            continue
+        # Read after the lock (each statement sees what committed before it): the study
+        # as the previous holder left it.
+        study = session.get(Study, study_id, populate_existing=True)
         if study is None:
             continue
         candidate = _candidate(session, study=study, now=now)
         if candidate is not None:
-            return candidate
-    return None
-
-
-def _lock_study(session: Session, study_id: int) -> Study | None:
-    """Lock one study row for this grant; None when another replica is granting on it."""
-    query = (
-        select(Study)
-        .where(Study.id == study_id, Study.status == "running")
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
-    return session.scalars(query).one_or_none()
+            return candidate, busy
+    return None, busy
 
 
 def _round_state(session: Session, study: Study) -> tuple[Round, int, int] | None:

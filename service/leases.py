@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from service import worker_registry
+from service import study_locks, worker_registry
 from service.backend import Backend
 from service.errors import Conflict, NotFound
 from service.tables import Study, Trial
@@ -44,6 +44,16 @@ def lease_row(session: Session, lease_id: str, *, lock: bool = False) -> Trial:
     if row is None:
         raise NotFound(f"no lease {lease_id}")
     return row
+
+
+def locked_lease_row(session: Session, lease_id: str) -> Trial:
+    """The lease's trial, locked for this transaction, after its study's lock (see
+    :mod:`service.study_locks`: the study first, so a result queues behind a grant)."""
+    study_id = session.scalar(select(Trial.study_id).where(Trial.lease_id == lease_id))
+    if study_id is None:
+        raise NotFound(f"no lease {lease_id}")
+    study_locks.lock_study(session, study_id)
+    return lease_row(session, lease_id, lock=True)
 
 
 def check_live(row: Trial, now: datetime) -> None:

@@ -89,8 +89,8 @@ def finish(
     other call on a finished, expired or superseded lease raises :class:`Conflict`.
     """
     db = backend.db
-    with db.grant_lock, db.transaction() as session:
-        row = leases.lease_row(session, lease_id, lock=not db.is_sqlite)
+    with db.process_lock, db.transaction() as session:
+        row = leases.locked_lease_row(session, lease_id)
         if outcome == "fail":
             cause = cause or ("shutdown" if reason == SHUTDOWN_REASON else "error")
             reason, traceback = failures.split_reason(reason or "failed", traceback)

@@ -15,7 +15,8 @@ Two kinds of stale work are reaped:
   process that died in between leaves one. It was never handed out, so it is failed and,
   if it was a popped retry, its configuration is put back in the queue.
 
-One sweep is one transaction.
+One sweep is one transaction. With several API processes on PostgreSQL each runs a reaper,
+and one sweeps at a time (an advisory lock, :func:`service.study_locks.try_lock_reaper`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from hone.settings import Settings
-from service import optuna_tables, outcomes
+from service import optuna_tables, outcomes, study_locks
 from service.backend import Backend
 from service.deps import backend_for
 from service.tables import Trial
@@ -43,11 +44,25 @@ def reap_expired(backend: Backend, *, now: datetime) -> int:
     """Fail every running trial whose lease expired before ``now``, and every orphan;
     returns how many."""
     db = backend.db
-    with db.grant_lock, db.transaction() as session:
-        query = select(Trial).where(Trial.state == "running", Trial.lease_expires_at < now)
+    grace = timedelta(seconds=backend.settings.grace_period)
+    with db.process_lock, db.transaction() as session:
+        if not study_locks.try_lock_reaper(session):
+            return 0  # another API process is sweeping
+        stale = select(Trial.id, Trial.study_id).where(Trial.state == "running", Trial.lease_expires_at < now)
+        found = session.execute(stale.order_by(Trial.id).limit(1000)).all()
+        orphaned = optuna_tables.orphans(session, before=now - grace)
+        # The studies' locks before any row: a result or grant in progress on one of them
+        # finishes first, and what is read next is what it left.
+        study_locks.lock_studies(session, [study for _, study in found] + [study for _, study in orphaned])
+        query = select(Trial).where(
+            Trial.id.in_([trial for trial, _ in found]),
+            Trial.state == "running",
+            Trial.lease_expires_at < now,
+        )
         if not db.is_sqlite:
+            # A heartbeat extending one of these leases right now wins: its row is skipped.
             query = query.with_for_update(skip_locked=True)
-        expired = list(session.scalars(query.order_by(Trial.id).limit(1000)))
+        expired = list(session.scalars(query.order_by(Trial.id).execution_options(populate_existing=True)))
         for row in expired:
             requeued = outcomes.expire_lease(session, backend.settings, row, now=now)
             logger.warning(
@@ -57,9 +72,11 @@ def reap_expired(backend: Backend, *, now: datetime) -> int:
                 row.worker_id,
                 "re-queued" if requeued else "out of retries",
             )
-        orphans = optuna_tables.orphans(
-            session, before=now - timedelta(seconds=backend.settings.grace_period)
-        )
+        # Listed again under the locks: a grant that was writing its hone row has written it.
+        listed = {trial for trial, _ in orphaned}
+        orphans = [
+            trial for trial, _ in optuna_tables.orphans(session, before=now - grace) if trial in listed
+        ]
         for trial_id in orphans:
             optuna_tables.fail_orphan(
                 session, trial_id=trial_id, reason="orphan: the API stopped while granting it"

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from protocol import EnqueuedTrial, StudyDetail, StudySummary, TrialCounts
-from service import failures, optuna_tables, rounds
+from service import failures, optuna_tables, rounds, study_locks
 from service.caches import study_spec
 from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
@@ -135,7 +135,8 @@ def change_status(db: Database, *, study_id: int, action: Action, now: datetime)
 
 def delete_study(db: Database, *, study_id: int) -> None:
     """Delete the Optuna study and hone's rows, in one transaction."""
-    with db.grant_lock, db.transaction() as session:
+    with db.process_lock, db.transaction() as session:
+        study_locks.lock_study(session, study_id)
         get_study(session, study_id=study_id)
         session.execute(delete(Trial).where(Trial.study_id == study_id))
         session.execute(delete(TrialCount).where(TrialCount.study_id == study_id))
@@ -149,7 +150,7 @@ def enqueue(db: Database, *, study_id: int, params: dict[str, Any]) -> EnqueuedT
 
     It becomes a WAITING Optuna trial (what ``study.enqueue_trial`` makes), which the next
     grant takes first; parameters left out are sampled. It takes a slot of the current
-    round's budget; under the grant lock, so a grant cannot start the round's last
+    round's budget; under the study's lock, so a grant cannot start the round's last
     configuration in between.
     """
     with db.reading() as session:
@@ -167,7 +168,8 @@ def enqueue(db: Database, *, study_id: int, params: dict[str, Any]) -> EnqueuedT
         problem = _outside(distributions[name], value)
         if problem:
             raise InvalidInput(("body", "params", name), problem)
-    with db.grant_lock, db.transaction() as session:
+    with db.process_lock, db.transaction() as session:
+        study_locks.lock_study(session, study_id)
         study = get_study(session, study_id=study_id)
         if study.status in ("stopped", "completed"):
             raise Conflict(f"the study is {study.status}; nothing more will run")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.tables import Trial, Worker
@@ -58,3 +58,29 @@ def release(session: Session, row: Trial) -> None:
             )
             .values(current_study_id=None, current_trial_number=None)
         )
+
+
+def finished_since(session: Session, *, since: datetime) -> dict[str, int]:
+    """Trials each worker finished (complete, pruned or failed) at or after ``since``."""
+    query = (
+        select(Trial.worker_id, func.count())
+        .where(
+            Trial.finished_at >= since,
+            Trial.worker_id.is_not(None),
+            Trial.state.in_(("complete", "pruned", "failed")),
+        )
+        .group_by(Trial.worker_id)
+    )
+    return {worker: int(count) for worker, count in session.execute(query) if worker is not None}
+
+
+def lease_expiries(session: Session, *, holds: list[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
+    """When the running lease on each (study_id, trial number) expires, where one is held."""
+    if not holds:
+        return {}
+    query = select(Trial.study_id, Trial.number, Trial.lease_expires_at).where(
+        tuple_(Trial.study_id, Trial.number).in_(holds),
+        Trial.state == "running",
+        Trial.lease_expires_at.is_not(None),
+    )
+    return {(study, number): at for study, number, at in session.execute(query) if at is not None}

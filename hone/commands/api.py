@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import typer
@@ -30,6 +31,13 @@ def api(
     database_url: str | None = typer.Option(
         None, "--database-url", help="SQLAlchemy URL; overrides HONE_DATABASE_URL."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="API processes sharing the port (PostgreSQL only; each runs its own reaper).",
+    ),
 ) -> None:
     """Serve the REST API (OpenAPI at /docs). Refuses a stale schema, and refuses to listen
     beyond loopback unless some token exists (HONE_ADMIN_TOKEN or `hone token create`)."""
@@ -39,10 +47,17 @@ def api(
     from service import migrate
     from service.app import create_app
     from service.auth import has_active_tokens
-    from service.db import Database
+    from service.db import Database, is_sqlite
 
     settings = settings_for(data_dir=data_dir, database_url=database_url)
     url = settings.database_url
+    if workers > 1 and is_sqlite(url):
+        typer.echo(
+            f"hone: --workers {workers} needs PostgreSQL: on SQLite the API is one process, the "
+            "database's only writer. Use --workers 1, or set HONE_DATABASE_URL to a PostgreSQL URL.",
+            err=True,
+        )
+        raise typer.Exit(2)
     if not migrate.is_current(url):
         typer.echo(
             "hone: the database schema is missing or out of date; run `hone db upgrade` first", err=True
@@ -60,4 +75,12 @@ def api(
                 err=True,
             )
             raise typer.Exit(2)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    # uvicorn starts each process from an import string; they read their settings from the
+    # environment, where the chosen database URL is put for them.
+    os.environ["HONE_DATABASE_URL"] = url
+    uvicorn.run(
+        "service.app:create_app", factory=True, workers=workers, host=host, port=port, log_level="info"
+    )

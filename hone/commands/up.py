@@ -68,6 +68,9 @@ def up(
         f"[bold green]hone is up[/bold green]   API {stack.api_url}  (docs: {stack.api_url}/docs)",
         markup=True,
     )
+    console.print(
+        f"            page {stack.api_url}/  (hone's own: rounds, fleet, steering; give it the token)"
+    )
     console.print(f"            dashboard {stack.dashboard_url} (read-only)")
     console.print(f"admin token ({'new, ' if created else ''}kept in {token_file}): {stack.token}")
     console.print(f"the CLI finds this API and token from any directory: stored in {stored}")

@@ -314,18 +314,19 @@ def reported_trial(session: Session, *, trial_id: int, number: int) -> FrozenTri
     )
 
 
-def orphans(session: Session, *, before: datetime, limit: int = 1000) -> list[int]:
+def orphans(session: Session, *, before: datetime, limit: int = 1000) -> list[tuple[int, int]]:
     """Optuna RUNNING trials of hone's studies that have no hone row, started before
-    ``before``: an :func:`ask_trial` whose hone row a crash lost. Returns their trial ids."""
+    ``before``: an :func:`ask_trial` whose hone row a crash lost. Returns their trial ids,
+    each with its study's."""
     hone_row = select(Trial.id).where(Trial.trial_id == _trials.c.trial_id).exists()
     of_hone = select(Study.id).where(Study.id == _trials.c.study_id).exists()
-    query = select(_trials.c.trial_id, _trials.c.datetime_start).where(
+    query = select(_trials.c.trial_id, _trials.c.study_id, _trials.c.datetime_start).where(
         _trials.c.state == TrialState.RUNNING, ~hone_row, of_hone
     )
     local_before = before.astimezone().replace(tzinfo=None)  # Optuna stores naive local times
     return [
-        int(trial_id)
-        for trial_id, started in session.execute(query.limit(limit))
+        (int(trial_id), int(study_id))
+        for trial_id, study_id, started in session.execute(query.limit(limit))
         if started is None or started < local_before
     ]
 

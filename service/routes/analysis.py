@@ -1,4 +1,4 @@
-"""``/studies/{id}/best``, ``/importance`` and ``/export``."""
+"""``/studies/{id}/best``, ``/importance``, ``/points`` and ``/export``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from protocol import ImportanceEvaluator, ImportanceOut, TrialOut
-from service import export, importance, results, studies
+from protocol import ImportanceEvaluator, ImportanceOut, StudyPoints, TrialOut
+from service import export, importance, points, results, studies
 from service.caches import study_spec
 from service.deps import DbDep, ReadAuth
 from service.errors import NotFound
@@ -53,6 +53,26 @@ def param_importance(
     with db.reading() as session:
         study = studies.get_study(session, study_id=study_id)
         return importance.param_importances(session, study=study, evaluator=evaluator, round=round)
+
+
+@router.get(
+    "/points",
+    response_model=StudyPoints,
+    summary="Completed trials to draw, per round down-sampled to at most per_round points (its best "
+    "first, then an even spread), and the best value so far over time",
+    responses=error_responses(404, 422),
+)
+def study_points(
+    study_id: int,
+    db: DbDep,
+    _principal: ReadAuth,
+    per_round: Annotated[
+        int, Query(ge=1, le=points.MAX_PER_ROUND, description="The most points listed for one round")
+    ] = points.DEFAULT_PER_ROUND,
+) -> StudyPoints:
+    with db.reading() as session:
+        study = studies.get_study(session, study_id=study_id)
+        return points.study_points(session, study=study, per_round=per_round)
 
 
 @router.get(

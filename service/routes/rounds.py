@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from protocol import OpenRoundRequest, RoundOut, RoundPreview, TrialCounts
-from service import results, rounds, studies
+from service import results, rounds, studies, study_locks
 from service.caches import study_spec
 from service.deps import AdminAuth, DbDep, ReadAuth
 from service.errors import Conflict, InvalidInput
@@ -75,8 +75,9 @@ def preview_round(study_id: int, db: DbDep, _principal: ReadAuth) -> RoundPrevie
     responses=error_responses(404, 409, 422),
 )
 def open_round(study_id: int, body: OpenRoundRequest, db: DbDep, _principal: AdminAuth) -> RoundOut:
-    # The grant lock: no lease is granted from a half-switched round.
-    with db.grant_lock, db.transaction() as session:
+    # The study's lock: no lease is granted from a half-switched round.
+    with db.process_lock, db.transaction() as session:
+        study_locks.lock_study(session, study_id)
         study = studies.get_study(session, study_id=study_id)
         if study.status == "stopped":
             raise Conflict("the study is stopped; it opens no more rounds")

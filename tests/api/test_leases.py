@@ -263,6 +263,27 @@ def test_workers_lists_every_worker_seen_with_its_current_trial(api: Api) -> Non
     assert workers["host-1-0"]["current_trial"] is None
 
 
+def test_workers_show_the_lease_each_holds_and_the_trials_each_finished_in_the_last_hour(api: Api) -> None:
+    api.create_study()
+    for value in (1.0, 2.0):
+        on(api, granted(api)["lease"]["id"], "complete", {"value": value})
+    on(api, granted(api)["lease"]["id"], "fail", {"reason": "broke", "cause": "error"})
+    held = granted(api)
+    lease(api, worker="other-2-0")  # granted a trial too, finished nothing
+    with api.db.transaction() as session:  # a trial finished two hours ago does not count
+        session.execute(
+            update(Trial).where(Trial.number == 0).values(finished_at=utcnow() - timedelta(hours=2))
+        )
+    workers = {w["id"]: w for w in api.get("/workers", role="read").json()}
+    assert workers["host-1-0"]["trials_last_hour"] == 2
+    assert workers["other-2-0"]["trials_last_hour"] == 0
+    expires = rows(api)[held["trial"]["number"]].lease_expires_at
+    assert workers["host-1-0"]["lease_expires_at"] == expires.isoformat().replace("+00:00", "Z")
+    on(api, held["lease"]["id"], "complete", {"value": 3.0})
+    after = {w["id"]: w for w in api.get("/workers", role="read").json()}["host-1-0"]
+    assert after["lease_expires_at"] is None and after["trials_last_hour"] == 3
+
+
 def test_orphan_optuna_trials_are_failed_by_the_reaper(api: Api) -> None:
     api.create_study()
     storage = api.app.state.storage

@@ -120,8 +120,10 @@ class Cluster:
         done = run_hone("db", "upgrade", env=self.env(), cwd=REPO)
         assert done.returncode == 0, done.stderr
 
-    def start_api(self, *, wait: bool = True) -> Proc:
+    def start_api(self, *, wait: bool = True, processes: int = 1) -> Proc:
         argv = hone("api", "--host", "127.0.0.1", "--port", str(self.port))
+        if processes > 1:
+            argv += ["--workers", str(processes)]
         self.api = Proc(argv, self.env(), self.workdir / "api.log").start()
         if wait:
             wait_http(f"{self.url}/readyz", process=self.api.popen, timeout=60)
@@ -134,6 +136,16 @@ class Cluster:
         worker = Proc(argv, self.env(HONE_TOKEN=ADMIN_TOKEN, **extra), log).start()
         self.workers.append(worker)
         return worker
+
+    def api_processes(self) -> list[int]:
+        """The pids of the processes serving the API: uvicorn's children under ``--workers``,
+        else the API process itself."""
+        assert self.api is not None
+        children = Path(f"/proc/{self.api.pid}/task/{self.api.pid}/children")
+        pids = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        # `--workers` also starts multiprocessing's resource tracker, which serves nothing.
+        serving = [pid for pid in pids if b"resource_tracker" not in _cmdline(pid)]
+        return serving or [self.api.pid]
 
     # -- the REST API ----------------------------------------------------------------------
 
@@ -247,6 +259,13 @@ class Cluster:
             "SELECT count(*) FROM trials WHERE study_id = :s AND state = 'COMPLETE'", s=study_id
         )[0][0]
         assert optuna_complete == complete
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @contextmanager

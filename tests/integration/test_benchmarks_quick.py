@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import objectives, pruning, report, service_overhead
+from benchmarks import fleet_scale, fleet_throughput, objectives, pruning, report, service_overhead
+from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.slow
+needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="HONE_TEST_POSTGRES_URL not set")
 
 
 def test_the_report_is_written_with_a_summary_tables_and_plots(tmp_path: Path) -> None:
@@ -72,3 +74,24 @@ def test_the_learning_curve_lead_is_the_last_epoch_the_rival_is_ahead() -> None:
     assert all(a <= b for a, b in zip(ours[lead:], theirs[lead:], strict=True))
     assert objectives.curve_lead(best, best, 27) == 0
     assert f"half a decade more learning rate until epoch {lead} of 27" in pruning._lead_note(27)
+
+
+@needs_postgres
+def test_fleet_throughput_measures_hone_with_one_and_two_api_processes_against_raw_optuna() -> None:
+    result = fleet_throughput.main(["--smoke"])
+    (row,) = result["rows"]
+    assert row["workers"] == 2
+    for side in ("raw", "hone_1", "hone_2"):
+        assert row[side] > 0
+    assert math.isfinite(row["hone_1_ratio"]) and math.isfinite(row["hone_2_ratio"])
+
+
+@needs_postgres
+def test_fleet_scale_holds_leases_and_measures_heartbeats_and_grants() -> None:
+    result = fleet_scale.main(["--smoke"])
+    (row,) = result["rows"]
+    assert row["leases"] == 50 and row["errors"] == {}
+    assert row["heartbeats"] > 0 and row["grants"] > 0
+    assert 0 < row["heartbeat_p50_ms"] <= row["heartbeat_p99_ms"]
+    assert 0 < row["grant_p50_ms"] <= row["grant_p99_ms"]
+    assert "fleet_scale" in dict(report.SECTIONS) and "fleet_throughput" in dict(report.SECTIONS)

@@ -58,6 +58,12 @@ def test_hone_up_completes_a_study_and_ctrl_c_mid_trial_leaves_nothing_running(t
         studies = httpx.get(f"http://127.0.0.1:{dashboard_port}/api/studies", timeout=10).json()
         assert TINY_STUDY["name"] in {s["study_name"] for s in studies["study_summaries"]}
 
+        # hone's own page, from the installed package, and `hone up` says where it is.
+        page = httpx.get(f"{api}/", timeout=10)
+        assert page.status_code == 200 and 'src="web/app.js"' in page.text
+        assert httpx.get(f"{api}/web/study.js", timeout=10).status_code == 200
+        assert f"page {api}/ " in (tmp_path / "up.log").read_text()
+
         # A long study, stopped while a trial runs: the worker hands it back, nothing stays RUNNING.
         long_spec = {
             **TINY_STUDY,

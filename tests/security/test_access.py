@@ -34,6 +34,8 @@ PUBLIC = {
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
     ("GET", "/docs-assets"),  # Swagger UI's and ReDoc's files, served so /docs works offline
+    ("GET", "/"),  # hone's own page: no data until the user gives it a token
+    ("GET", "/web"),  # the page's scripts and styles
 }
 CREDENTIALS = ("none", "malformed", "unknown", "revoked", "read", "worker", "admin")
 

@@ -78,3 +78,13 @@ def test_the_api_refuses_to_listen_beyond_loopback_without_tokens(tmp_path: Path
     result = runner.invoke(app, ["api", "--host", "0.0.0.0", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "refusing to listen on 0.0.0.0" in result.output
+
+
+def test_the_api_refuses_several_processes_on_sqlite(tmp_path: Path) -> None:
+    runner.invoke(app, ["db", "upgrade", "--data-dir", str(tmp_path)])
+    result = runner.invoke(app, ["api", "--workers", "2", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--workers 2 needs PostgreSQL" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    zero = runner.invoke(app, ["api", "--workers", "0", "--data-dir", str(tmp_path)])
+    assert zero.exit_code == 2 and "--workers" in zero.output

@@ -1,0 +1,319 @@
+"""Fleet scale: one API process holding 1,000 and 5,000 leases that heartbeat on the default
+interval — p50/p99 latency of heartbeats and of grants.
+
+The fleet is simulated from ONE process with asyncio + httpx (thousands of real worker
+processes would measure the machine's scheduler, not hone): every simulated worker takes a
+lease, then heartbeats it every ``heartbeat_interval`` seconds (the service's default, 10 s)
+from a random phase, as a real worker does. While all leases are held, a few workers per
+second finish their trial and ask for the next (a fleet's turnover), so grants are measured
+under the full heartbeat load. The API is a real ``hone api`` on a scratch PostgreSQL
+database with a long grace period (the ramp-up must not expire early leases). Latency is
+measured by the client: request sent to answer read, queueing in the client included.
+Run alone: ``python -m benchmarks.fleet_scale [--quick|--smoke]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.databases import postgres_server, scratch_database
+from benchmarks.modes import mode_of, mode_parser
+from benchmarks.service_overhead import _HoneApi
+from benchmarks.stats import table, target
+
+HEARTBEAT_INTERVAL = 10.0  # hone's default (Settings.heartbeat_interval)
+GOAL_P99_S = 0.250
+RAMP_CONCURRENCY = 32  # grants in flight while the fleet takes its leases
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class _Fleet:
+    def __init__(self, client: httpx.AsyncClient, study: int) -> None:
+        self.client = client
+        self.study = study
+        self.grants: list[float] = []
+        self.heartbeats: list[float] = []
+        self.errors: dict[str, int] = {}
+        self.measuring = False
+
+    def _error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+    async def lease(self, worker: str) -> str | None:
+        started = time.perf_counter()
+        try:
+            response = await self.client.post(
+                "/api/v1/leases", json={"worker": worker, "studies": [self.study]}
+            )
+        except httpx.HTTPError as error:
+            self._error(f"grant {type(error).__name__}")
+            return None
+        if self.measuring:
+            self.grants.append(time.perf_counter() - started)
+        if response.status_code != 201:
+            self._error(f"grant {response.status_code}")
+            return None
+        return str(response.json()["lease"]["id"])
+
+    async def heartbeat(self, lease: str) -> None:
+        started = time.perf_counter()
+        try:
+            response = await self.client.post(f"/api/v1/leases/{lease}/heartbeat")
+        except httpx.HTTPError as error:
+            self._error(f"heartbeat {type(error).__name__}")
+            return
+        if self.measuring:
+            self.heartbeats.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            self._error(f"heartbeat {response.status_code}")
+
+    async def keep_alive(self, lease: str, stop: asyncio.Event) -> None:
+        await asyncio.sleep(random.uniform(0, HEARTBEAT_INTERVAL))
+        while not stop.is_set():
+            await self.heartbeat(lease)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    async def turnover(self, worker: str, lease: str, stop: asyncio.Event, period: float) -> None:
+        """A worker that finishes a trial every ``period`` seconds and leases the next."""
+        await asyncio.sleep(random.uniform(0, period))
+        while not stop.is_set():
+            await self.client.post(f"/api/v1/leases/{lease}/complete", json={"value": 0.0})
+            lease = await self.lease(worker) or lease
+            await asyncio.sleep(period)
+
+
+async def _run_fleet(base: str, token: str, study: int, *, leases: int, seconds: float) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as client:
+        fleet = _Fleet(client, study)
+        gate = asyncio.Semaphore(RAMP_CONCURRENCY)
+        ramp_started = time.perf_counter()
+
+        async def take(index: int) -> str | None:
+            async with gate:
+                return await fleet.lease(f"sim-{index}")
+
+        held = [lease for lease in await asyncio.gather(*(take(i) for i in range(leases))) if lease]
+        ramp_s = time.perf_counter() - ramp_started
+        stop = asyncio.Event()
+        # Turnover: trials of ten minutes on `leases` workers finish leases/600 times a second;
+        # at least 2/s so grants are sampled often enough.
+        churners = max(2, leases // 600)
+        tasks = [asyncio.create_task(fleet.keep_alive(lease, stop)) for lease in held[churners:]]
+        tasks += [
+            asyncio.create_task(fleet.turnover(f"sim-{i}", lease, stop, period=1.0))
+            for i, lease in enumerate(held[:churners])
+        ]
+        await asyncio.sleep(HEARTBEAT_INTERVAL)  # every simulated worker heartbeats once first
+        fleet.measuring = True
+        await asyncio.sleep(seconds)
+        fleet.measuring = False
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "leases": len(held),
+        "ramp_s": ramp_s,
+        "ramp_grants_per_s": len(held) / ramp_s if ramp_s else float("nan"),
+        "heartbeats": len(fleet.heartbeats),
+        "heartbeats_per_s": len(fleet.heartbeats) / seconds,
+        "heartbeat_p50_ms": 1000 * _quantile(fleet.heartbeats, 0.5),
+        "heartbeat_p99_ms": 1000 * _quantile(fleet.heartbeats, 0.99),
+        "grants": len(fleet.grants),
+        "grant_p50_ms": 1000 * _quantile(fleet.grants, 0.5),
+        "grant_p99_ms": 1000 * _quantile(fleet.grants, 0.99),
+        "errors": fleet.errors,
+    }
+
+
+def run(mode: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    if postgres_server() is None:
+        return {"mode": mode, "rows": [], "skipped": "no PostgreSQL", "targets": []}
+    sizes = {"full": (1000, 5000), "quick": (1000, 5000), "smoke": (50,)}[mode]
+    seconds = {"full": 60.0, "quick": 20.0, "smoke": 3.0}[mode]
+    rows = []
+    for leases in sizes:
+        with scratch_database("postgresql") as url:
+            api = _HoneApi(url, HONE_GRACE_PERIOD="3600", HONE_HEARTBEAT_INTERVAL=str(HEARTBEAT_INTERVAL))
+            try:
+                study = api.create_study(f"fleet-{leases}", steps=0, trials=10 * leases)
+                row = asyncio.run(_run_fleet(api.base, api.token, study, leases=leases, seconds=seconds))
+            finally:
+                api.close()
+        row = {"target_leases": leases, **row}
+        print(row, flush=True)
+        rows.append(row)
+    return {
+        "mode": mode,
+        "rows": rows,
+        "seconds_measured": seconds,
+        "seconds": time.perf_counter() - started,
+        "targets": _targets(rows),
+    }
+
+
+def _targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    biggest = max(rows, key=lambda r: r["target_leases"], default=None)
+    if biggest is None or biggest["target_leases"] < 5000:
+        return []
+    worst = max(biggest["heartbeat_p99_ms"], biggest["grant_p99_ms"])
+    return [
+        target(
+            "Fleet scale, 5,000 leases heartbeating every 10 s on one API process",
+            f"p99 of heartbeats and grants ≤ {GOAL_P99_S * 1000:.0f} ms",
+            f"heartbeat p99 {biggest['heartbeat_p99_ms']:.0f} ms, grant p99 {biggest['grant_p99_ms']:.0f} ms",
+            worst <= GOAL_P99_S * 1000 and not biggest["errors"],
+            f"{GOAL_P99_S * 1000 / worst - 1:+.0%} headroom" if worst else "",
+        )
+    ]
+
+
+def markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
+    if result.get("skipped"):
+        return f"Not measured: {result['skipped']}."
+    lines = [
+        "One `hone api` process on a scratch PostgreSQL database; the fleet is simulated from one "
+        "asyncio + httpx process on the same machine (client-side latency, queueing included). "
+        f"Every lease heartbeats every {HEARTBEAT_INTERVAL:g} s from a random phase; a few workers "
+        "finish a trial and lease the next every second. Measured over "
+        f"{result['seconds_measured']:g} s once every lease had heartbeated once.",
+        "",
+        table(
+            [
+                "leases",
+                "ramp grants/s",
+                "heartbeats/s",
+                "heartbeat p50 ms",
+                "heartbeat p99 ms",
+                "grants",
+                "grant p50 ms",
+                "grant p99 ms",
+                "errors",
+            ],
+            [
+                [
+                    r["leases"],
+                    r["ramp_grants_per_s"],
+                    r["heartbeats_per_s"],
+                    r["heartbeat_p50_ms"],
+                    r["heartbeat_p99_ms"],
+                    r["grants"],
+                    r["grant_p50_ms"],
+                    r["grant_p99_ms"],
+                    ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "none",
+                ]
+                for r in result["rows"]
+            ],
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def profile_heartbeats(count: int) -> dict[str, Any]:
+    """Where one heartbeat's time goes: ``count`` heartbeats through the app in this process
+    (no HTTP server, no network client), the time in PostgreSQL round trips, and the same
+    heartbeat as a direct call of :func:`service.leases.heartbeat` (no FastAPI)."""
+    import cProfile
+    import pstats
+    import secrets
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from hone.settings import Settings
+    from service import leases
+    from service.app import create_app
+    from service.deps import backend_for
+    from service.tables import utcnow
+
+    with scratch_database("postgresql") as url:
+        token = secrets.token_hex(16)
+        settings = Settings(_env_file=None, database_url=url, admin_token=token, grace_period=3600)
+        app = create_app(settings)
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            study = _HoneApi.study_spec("profile", steps=0, trials=count)
+            study_id = client.post("/api/v1/studies", json=study).json()["id"]
+            lease = client.post("/api/v1/leases", json={"worker": "p", "studies": [study_id]}).json()[
+                "lease"
+            ]["id"]
+            sql = {"s": 0.0, "n": 0}
+
+            def before(conn: Any, *_: Any) -> None:
+                conn.info["t"] = time.perf_counter()
+
+            def after(conn: Any, *_: Any) -> None:
+                sql["s"] += time.perf_counter() - conn.info.pop("t")
+                sql["n"] += 1
+
+            engine = app.state.db.engine
+            event.listen(engine, "before_cursor_execute", before)
+            event.listen(engine, "after_cursor_execute", after)
+            for _ in range(20):  # warm caches and the pool
+                client.post(f"/api/v1/leases/{lease}/heartbeat")
+            sql.update(s=0.0, n=0)
+            profiler = cProfile.Profile()
+            started = time.perf_counter()
+            profiler.enable()
+            for _ in range(count):
+                client.post(f"/api/v1/leases/{lease}/heartbeat")
+            profiler.disable()
+            elapsed = time.perf_counter() - started
+            # The same heartbeat as one call of the domain function: no HTTP, no FastAPI.
+            backend = backend_for(app)
+            through_http = dict(sql)
+            sql.update(s=0.0, n=0)
+            direct_started = time.perf_counter()
+            for _ in range(count):
+                leases.heartbeat(backend, lease_id=lease, now=utcnow())
+            direct = time.perf_counter() - direct_started
+    # cProfile sees this thread only: the app runs in TestClient's portal and worker threads,
+    # so the top functions say how long this thread waited, not where the app spent it.
+    stats = pstats.Stats(profiler)
+    entries = stats.stats  # type: ignore[attr-defined]
+    top = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:10]
+    return {
+        "heartbeats": count,
+        "ms_per_heartbeat_profiled": 1000 * elapsed / count,
+        "sql_ms_per_heartbeat": 1000 * through_http["s"] / count,
+        "statements_per_heartbeat": through_http["n"] / count,
+        "ms_per_heartbeat_domain_only": 1000 * direct / count,
+        "sql_ms_per_heartbeat_domain_only": 1000 * sql["s"] / count,
+        "top_tottime": [
+            {"function": f"{Path(f).name}:{line} {name}", "ms_per_heartbeat": 1000 * row[2] / count}
+            for (f, line, name), row in top
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = mode_parser(__doc__)
+    parser.add_argument("--profile", type=int, metavar="N", help="profile N heartbeats in-process instead")
+    args = parser.parse_args(argv)
+    if args.profile:
+        profile = profile_heartbeats(args.profile)
+        print(json.dumps(profile, indent=1))
+        return profile
+    result = run(mode_of(args))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Study locks on PostgreSQL: what keeps several API processes on one database exact.
+
+Two apps on one database stand for two API processes (each its own engine, pool and
+Optuna storage); on PostgreSQL ``Database.process_lock`` does nothing, so threads of one
+app contend only through the database's advisory locks, as processes do.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from service import grants, study_locks
+from service.deps import backend_for
+from service.grants import Grant
+from service.tables import utcnow
+from tests.api.conftest import Api
+
+pytestmark = pytest.mark.postgres
+THREADS = 16
+
+
+def test_a_study_lock_is_held_by_one_transaction_until_it_ends(
+    postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    db = make_api(postgres_url).db
+    with db.transaction() as first:
+        study_locks.lock_study(first, 1)
+        assert study_locks.try_lock_reaper(first)
+        with db.transaction() as second:
+            assert not study_locks.try_lock_study(second, 1)
+            assert study_locks.try_lock_study(second, 2)
+            assert not study_locks.try_lock_reaper(second)
+    with db.transaction() as later:
+        assert study_locks.try_lock_study(later, 1)
+        assert study_locks.try_lock_reaper(later)
+
+
+def race(apis: list[Api], study_id: int, *, per_thread: int) -> list[Grant]:
+    """``THREADS`` threads, alternating between the apps, each asking for up to
+    ``per_thread`` leases on the study at once."""
+    start = threading.Barrier(THREADS)
+
+    def ask(index: int) -> list[Grant]:
+        backend = backend_for(apis[index % len(apis)].app)
+        start.wait()
+        got = []
+        for _ in range(per_thread):
+            grant = grants.grant_lease(
+                backend, worker=f"w{index}", devices=["cpu"], studies=[study_id], now=utcnow()
+            )
+            if grant is None:
+                break
+            got.append(grant)
+        return got
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return [grant for got in pool.map(ask, range(THREADS)) for grant in got]
+
+
+@pytest.mark.parametrize("sampler", [{"type": "random", "seed": 1}, {"type": "tpe", "seed": 1}])
+def test_grants_racing_from_two_apps_start_exactly_the_rounds_budget(
+    sampler: dict[str, Any], postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    apis = [make_api(postgres_url), make_api(postgres_url)]
+    study = apis[0].create_study(name="race", sampler=sampler, rounds=[{"trials": 10}, {"trials": 5}])
+    granted = race(apis, study["id"], per_thread=3)
+    # Round 1's 10 configurations, each once; round 2 waits for their results.
+    assert sorted(g.number for g in granted) == list(range(10))
+    assert {g.round for g in granted} == {1}
+
+
+def test_grants_racing_from_two_apps_respect_max_concurrent(
+    postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    apis = [make_api(postgres_url), make_api(postgres_url)]
+    study = apis[0].create_study(name="narrow", max_concurrent=3, rounds=[{"trials": 50}])
+    granted = race(apis, study["id"], per_thread=2)
+    assert len(granted) == 3

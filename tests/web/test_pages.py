@@ -1,0 +1,237 @@
+"""hone's page in a real headless Chromium, over a real `hone api` and worker: the token
+prompt, the studies list, a finished 3-round study's boxes on each parameter's own scale,
+the fleet, and steering with live updates. Each page's screenshot lands in test-artifacts/.
+
+The tests share one stack and one browser and run in file order (the last one opens a
+fourth round).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.integration.processes import run_hone
+from tests.integration.stack import ADMIN, Stack
+from tests.web.browser import open_page, screenshot, wait_until
+
+# One xdist worker runs the whole module: one stack, one browser, tests in file order.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web")]
+Finished = tuple[Stack, dict[str, Any]]
+
+
+def _with_token(browser: WebDriver, stack: Stack, token: str | None) -> None:
+    browser.get(f"{stack.api}/")
+    if token is None:
+        browser.execute_script("sessionStorage.clear()")
+    else:
+        browser.execute_script("sessionStorage.setItem('hone-token', arguments[0])", token)
+
+
+def _attrs(element: Any, *names: str) -> list[float]:
+    return [float(element.get_attribute(name)) for name in names]
+
+
+def test_a_page_without_a_token_asks_for_one_and_shows_no_data(
+    browser: WebDriver, finished: Finished
+) -> None:
+    stack, summary = finished
+    _with_token(browser, stack, None)
+    browser.get(f"{stack.api}/#/studies/{summary['id']}")
+    prompt = wait_until(
+        browser,
+        lambda d: (
+            d.find_element(By.ID, "token-prompt").is_displayed() and d.find_element(By.ID, "token-prompt")
+        ),
+        what="the token prompt",
+    )
+    assert "token" in prompt.text.lower()
+    assert browser.find_element(By.ID, "view").text == ""
+    assert summary["name"] not in browser.page_source
+    asked = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert not [url for url in asked if "/api/v1/" in url], f"the page asked the API without a token: {asked}"
+    # The API itself refuses the page's data without a token, whatever the page does.
+    assert httpx.get(f"{stack.api}/api/v1/studies").status_code == 401
+
+    browser.find_element(By.ID, "token-input").send_keys("hone_not-a-real-token-at-all-0000000000000")
+    browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+    error = wait_until(browser, lambda d: d.find_element(By.ID, "token-error").text, what="the refusal")
+    assert "refused" in error
+    screenshot(browser, "token-prompt")
+
+
+def test_the_studies_list_shows_status_progress_per_round_and_best(
+    browser: WebDriver, finished: Finished
+) -> None:
+    stack, summary = finished
+    _with_token(browser, stack, None)
+    browser.get(f"{stack.api}/")
+    browser.find_element(By.ID, "token-input").send_keys(ADMIN)
+    browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+    wait_until(
+        browser,
+        lambda d: d.execute_script("return document.getElementById('view').dataset.ready") == "true",
+        what="the studies list",
+    )
+    assert browser.execute_script("return sessionStorage.getItem('hone-token')") == ADMIN
+    row = browser.find_element(By.CSS_SELECTOR, f"#studies tr[data-study='{summary['id']}']")
+    assert summary["name"] in row.text and "completed" in row.text
+    assert f"{summary['budget']} / {summary['budget']}" in row.text
+    assert [bar.text for bar in row.find_elements(By.CSS_SELECTOR, ".round-progress .progress")] == [
+        "r1 30/30",
+        "r2 20/20",
+        "r3 15/15",
+    ]
+    best = float(row.find_elements(By.TAG_NAME, "td")[5].text)
+    assert math.isclose(best, summary["best"]["value"], rel_tol=1e-3)
+    assert "/dashboard/studies/" in row.find_element(By.LINK_TEXT, "optuna-dashboard").get_attribute("href")
+    screenshot(browser, "studies")
+
+
+def _boxes(browser: WebDriver, name: str) -> list[Any]:
+    plot = browser.find_element(By.CSS_SELECTOR, f"svg.param-plot[data-param='{name}']")
+    return sorted(
+        plot.find_elements(By.CSS_SELECTOR, "rect.round-box"),
+        key=lambda r: int(r.get_attribute("data-round")),
+    )
+
+
+def _ticks(browser: WebDriver, name: str) -> list[tuple[float, float]]:
+    plot = browser.find_element(By.CSS_SELECTOR, f"svg.param-plot[data-param='{name}']")
+    return [
+        tuple(_attrs(t, "data-value", "data-x")) for t in plot.find_elements(By.CSS_SELECTOR, ".axis .tick")
+    ]  # type: ignore[misc]
+
+
+def _evenly_spaced_in(ticks: list[tuple[float, float]], transform: Any) -> bool:
+    """Tick pixels are an affine function of ``transform(value)``."""
+    (v0, x0), (v1, x1) = ticks[0], ticks[-1]
+    per_unit = (x1 - x0) / (transform(v1) - transform(v0))
+    return all(abs(x0 + (transform(v) - transform(v0)) * per_unit - x) < 0.5 for v, x in ticks)
+
+
+def test_the_study_page_draws_three_nested_boxes_per_numeric_parameter_on_its_scale(
+    browser: WebDriver, finished: Finished
+) -> None:
+    stack, summary = finished
+    _with_token(browser, stack, ADMIN)
+    open_page(browser, f"{stack.api}/#/studies/{summary['id']}")
+    rounds = stack.get(f"/studies/{summary['id']}/rounds")
+    assert [r["number"] for r in rounds] == [1, 2, 3]
+
+    for name in ("lr", "momentum", "width"):
+        boxes = _boxes(browser, name)
+        assert len(boxes) == 3, name
+        for box, round_ in zip(boxes, rounds, strict=True):
+            assert _attrs(box, "data-low", "data-high") == [
+                round_["box"][name]["low"],
+                round_["box"][name]["high"],
+            ]
+        for outer, inner in zip(boxes, boxes[1:], strict=False):
+            (olo, ohi), (ilo, ihi) = (
+                _attrs(outer, "data-low", "data-high"),
+                _attrs(inner, "data-low", "data-high"),
+            )
+            assert olo <= ilo and ihi <= ohi and (olo, ohi) != (ilo, ihi), (
+                f"{name}: a box outside the previous"
+            )
+            (ox, ow), (ix, iw) = _attrs(outer, "x", "width"), _attrs(inner, "x", "width")
+            assert ox <= ix + 0.01 and ix + iw <= ox + ow + 0.01 and iw < ow, f"{name}: pixels not nested"
+
+    assert (
+        browser.find_element(By.CSS_SELECTOR, "svg.param-plot[data-param='lr']").get_attribute("data-scale")
+        == "log"
+    )
+    lr_ticks = _ticks(browser, "lr")
+    assert len(lr_ticks) >= 4
+    assert _evenly_spaced_in(lr_ticks, math.log10), f"lr's ticks are not on a log axis: {lr_ticks}"
+    assert not _evenly_spaced_in(lr_ticks, lambda v: v)
+    # A box's pixels sit where the same log axis puts its ends.
+    (v0, x0), (v1, x1) = lr_ticks[0], lr_ticks[-1]
+    per_decade = (x1 - x0) / (math.log10(v1) - math.log10(v0))
+    last = _boxes(browser, "lr")[-1]
+    low, x = _attrs(last, "data-low", "x")
+    assert abs(x0 + (math.log10(low) - math.log10(v0)) * per_decade - x) < 0.5
+
+    assert _evenly_spaced_in(_ticks(browser, "momentum"), lambda b: -math.log10(1 - b)), (
+        "momentum: not 1 − β on log"
+    )
+    assert {0.9, 0.99, 0.999} <= {v for v, _ in _ticks(browser, "momentum")}
+
+    points = browser.find_elements(By.CSS_SELECTOR, "svg.param-plot[data-param='lr'] circle.trial-point")
+    assert len(points) == summary["counts"]["complete"] == 65
+    assert {p.get_attribute("data-round") for p in points} == {"1", "2", "3"}
+    incumbent = browser.find_element(By.CSS_SELECTOR, "svg.param-plot[data-param='lr'] circle.incumbent")
+    assert int(incumbent.get_attribute("data-number")) == summary["best"]["number"]
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.best-plot circle.best-step")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")) == 50
+    assert '"entrypoint": "tests.web.objectives:bowl"' in browser.find_element(By.ID, "spec").text
+    wait_until(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#panel-importance table.bars"),
+        what="importances",
+    )
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(f"{stack.api}/") for url in loaded), (
+        f"loaded from elsewhere: {loaded}"
+    )
+    screenshot(browser, "study")
+
+
+def test_the_fleet_page_lists_the_running_worker(browser: WebDriver, finished: Finished) -> None:
+    stack, _ = finished
+    _with_token(browser, stack, ADMIN)
+    open_page(browser, f"{stack.api}/#/fleet")
+    (worker,) = [w for w in stack.get("/workers") if w["alive"]]
+    row = browser.find_element(By.CSS_SELECTOR, f"#workers tr[data-worker='{worker['id']}']")
+    assert "alive" in row.text and "cpu" in row.text and worker["host"] in row.text
+    assert row.find_elements(By.TAG_NAME, "td")[-1].text == "65"
+    screenshot(browser, "fleet")
+
+
+def test_a_read_token_shows_the_study_but_cannot_steer_it(browser: WebDriver, finished: Finished) -> None:
+    stack, summary = finished
+    created = run_hone("token", "create", "--role", "read", env=stack.env)
+    assert created.returncode == 0, created.stderr
+    _with_token(browser, stack, created.stdout.strip())
+    open_page(browser, f"{stack.api}/#/studies/{summary['id']}")
+    assert len(_boxes(browser, "lr")) == 3
+    browser.find_element(By.CSS_SELECTOR, "button[data-action='stop']").click()
+    message = wait_until(browser, lambda d: d.find_element(By.ID, "steer-message").text, what="the refusal")
+    assert message == "steering needs an admin token"
+    assert stack.get(f"/studies/{summary['id']}")["status"] == "completed"
+
+
+def test_an_admin_opens_a_fourth_round_and_the_page_follows_it_live(
+    browser: WebDriver, finished: Finished
+) -> None:
+    stack, summary = finished
+    _with_token(browser, stack, ADMIN)
+    open_page(browser, f"{stack.api}/#/studies/{summary['id']}")
+    browser.execute_script("window.notReloaded = true")
+    trials = browser.find_element(By.ID, "open-trials")
+    trials.clear()
+    trials.send_keys("3")
+    browser.find_element(By.CSS_SELECTOR, "button[data-action='open']").click()
+    wait_until(browser, lambda d: len(_boxes(d, "lr")) == 4, what="round 4's box")
+    # The worker runs round 4; its trials reach the page through the events stream.
+    wait_until(
+        browser,
+        lambda d: (
+            len(
+                d.find_elements(
+                    By.CSS_SELECTOR, "svg.param-plot[data-param='lr'] circle.trial-point[data-round='4']"
+                )
+            )
+            == 3
+        ),
+        timeout=40,
+        what="round 4's trials drawn live",
+    )
+    assert browser.execute_script("return window.notReloaded") is True
+    assert stack.get(f"/studies/{summary['id']}/rounds")[-1]["counts"]["complete"] == 3
