@@ -181,6 +181,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
             "HONE_API_PORT": str(api_port),
             "HONE_DASHBOARD_PORT": str(dashboard_port),
             "HONE_IMAGE_TAG": os.environ["HONE_IMAGE_TAG"],
+            # Two API processes behind the one port: everything below goes through both.
+            "HONE_API_WORKERS": "2",
         },
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HONE_", "POSTGRES_"))}

@@ -104,6 +104,8 @@ def test_the_api_learns_the_worker_token_and_the_database_is_checked_over_tcp(
     # The first-start setup server of the postgres image answers on its socket only.
     assert "-h 127.0.0.1" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "--wait" in services["migrate"]["command"]
+    command = services["api"]["command"]
+    assert command[command.index("--workers") + 1] == "1"  # HONE_API_WORKERS, default 1
 
 
 def test_the_file_wires_the_services_in_order(resolved: dict[str, Any]) -> None:
