@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # hone's image: the API, the workers, the dashboard and migrations are all `hone …` commands.
 #
 #   docker build -t hone .                                                    # CUDA torch
@@ -10,6 +9,8 @@
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# The torch pin of constraints.txt (tests/unit/test_dockerfile.py keeps the two equal); an ARG
+# rather than read from that file, so a change to another pin does not download torch again.
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
 ENV PIP_NO_CACHE_DIR=1 \
@@ -25,8 +26,9 @@ COPY service ./service
 COPY worker ./worker
 COPY trainer ./trainer
 COPY migrations ./migrations
+COPY protocol ./protocol
 RUN pip install -c constraints.txt . \
- && python -c "import hone.cli, service.spec, worker.loop, trainer.config"
+ && python -c "import hone.cli, hone.commands.study, protocol, service.spec, worker.loop, trainer.config"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/hone/bin:$PATH \

@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 HONE_DATA_DIR ?= hone-data
 export HONE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-dev browser run test test-long lint typecheck importlint pytest bench bench-quick clean
+.PHONY: install install-dev browser run test test-long test-compose lint typecheck importlint pytest bench bench-quick clean
 
 install: $(RUN_STAMP)
 
@@ -48,12 +48,17 @@ browser:
 		echo "warning: could not install chromium and chromium-driver; tests/web will skip (fail in CI)"
 
 pytest: install-dev browser
-	$(BIN)/pytest -m "not long" -n 2 --dist loadgroup --durations=25
+	$(BIN)/pytest -m "not long and not compose" -n 2 --dist loadgroup --durations=25
 
 test: lint typecheck importlint pytest
 
 test-long: install-dev
 	$(BIN)/pytest -m long
+
+# The compose stack built and run in Docker (starts an engine if none runs; needs root the
+# first time to install docker.io, docker-compose and debootstrap). See tests/compose/run.sh.
+test-compose: install-dev
+	tests/compose/run.sh $(BIN)/python
 
 bench: install-dev
 	$(BIN)/python -m benchmarks.report

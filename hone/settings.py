@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         default=None,
         description="Bootstrap admin bearer token (compose); tokens can also be created with `hone token create`.",
     )
+    worker_token: SecretStr | None = Field(
+        default=None,
+        description="Bootstrap worker bearer token (compose): the API accepts it with the worker role, so workers can start with the stack.",
+    )
     api_url: str = Field(
         default="http://127.0.0.1:8000", description="Where clients and workers reach the API."
     )
@@ -106,12 +110,15 @@ class Settings(BaseSettings):
         description="Share of a worker slot's time step reports may cost; faster steps are sent together.",
     )
 
-    @field_validator("admin_token", "token")
+    @field_validator("admin_token", "worker_token", "token")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
         secret = value.get_secret_value()
+        if not secret:
+            # compose passes `${HONE_WORKER_TOKEN:-}` as an empty string: that means unset.
+            return None
         if secret.strip().lower() in _PLACEHOLDERS or len(secret) < 16:
             raise ValueError(
                 "is a placeholder or shorter than 16 characters; generate one with `hone token create` or `openssl rand -hex 32`"

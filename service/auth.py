@@ -3,7 +3,8 @@
 A token is ``hone_<43 url-safe characters>`` (32 random bytes). Only its SHA-256 hash is
 stored; the secret is shown once, when it is created. Roles nest: ``admin`` may do what
 ``worker`` may, and ``worker`` what ``read`` may. ``HONE_ADMIN_TOKEN`` is a bootstrap
-admin that lives in settings only, so a fresh compose stack can be driven at once.
+admin that lives in settings only, so a fresh compose stack can be driven at once;
+``HONE_WORKER_TOKEN`` is its worker-role peer, so the stack's workers can start with it.
 """
 
 from __future__ import annotations
@@ -83,10 +84,14 @@ def has_active_tokens(session: Session) -> bool:
     return session.scalar(select(Token.id).where(Token.revoked_at.is_(None)).limit(1)) is not None
 
 
-def authenticate(session: Session, *, token: str, admin_token: str | None) -> Principal | None:
+def authenticate(
+    session: Session, *, token: str, admin_token: str | None, worker_token: str | None = None
+) -> Principal | None:
     """The principal a bearer token stands for, or None if it is unknown or revoked."""
     if admin_token is not None and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal(role="admin", token_id=None, name="bootstrap admin")
+    if worker_token is not None and hmac.compare_digest(token.encode(), worker_token.encode()):
+        return Principal(role="worker", token_id=None, name="bootstrap worker")
     if not looks_like_token(token):
         return None
     digest = hash_token(token)

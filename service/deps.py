@@ -69,8 +69,11 @@ def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a bearer token is required", _UNAUTHORIZED)
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+    worker = settings.worker_token.get_secret_value() if settings.worker_token else None
     with db.reading() as session:
-        principal = authenticate(session, token=credentials.credentials, admin_token=admin)
+        principal = authenticate(
+            session, token=credentials.credentials, admin_token=admin, worker_token=worker
+        )
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token", _UNAUTHORIZED)
     now = utcnow()

@@ -97,7 +97,9 @@ class LeaseClient:
     ) -> None:
         self._http = httpx.Client(
             base_url=api_url.rstrip("/") + API_PREFIX,
-            headers={"Authorization": f"Bearer {token}"},
+            # No token, no header ("Bearer " alone is not a valid header): the API answers
+            # 401 and the worker waits for one like for a refused token.
+            headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=timeout,
             transport=transport,
         )

@@ -48,7 +48,6 @@ from worker.reports import ReportPacer, Step
 
 # Exit codes a slot process ends with; the supervisor restarts a slot on anything else.
 EXIT_DONE = 0
-EXIT_FATAL = 2  # bad token or role: restarting cannot help
 EXIT_TIMEOUT = 3  # a trial overran objective.timeout_s and was abandoned
 # The reason text of a trial given back at shutdown; the service goes by cause="shutdown".
 SHUTDOWN_REASON = "worker shutting down"
@@ -68,6 +67,7 @@ class SlotOptions:
         exit_when_idle: leave after this many seconds without work.
         idle_max: the longest pause between two lease requests while idle.
         stop_timeout: how long a running trial may take to stop after a stop request.
+        auth_retry: seconds between lease requests while the API refuses the token (401/403).
         report_overhead: share of the slot's time step reports may cost (``worker.reports``).
         parent_pid: stop when this process is gone (the supervisor died).
     """
@@ -82,6 +82,7 @@ class SlotOptions:
     exit_when_idle: float | None = None
     idle_max: float = 2.0
     stop_timeout: float = 20.0
+    auth_retry: float = 30.0
     report_overhead: float = 0.1
     parent_pid: int | None = None
 
@@ -140,9 +141,18 @@ class SlotLoop:
                     self.stopping.wait(_jitter(backoff))
                     continue
                 except ApiRejected as error:
-                    self.log.error("lease refused", extra={"fields": {"error": str(error)}})
                     if error.status_code in (401, 403):
-                        return EXIT_FATAL
+                        # A token is fixed when the operator fixes .env or the API's settings,
+                        # not by restarting: wait, say why, ask again (no restart loop).
+                        self.log.error(
+                            f"the API refuses this worker's token ({error.status_code}); "
+                            f"retrying in {self.options.auth_retry:g} s. Give the worker a token "
+                            "with the worker role (HONE_TOKEN; in compose HONE_WORKER_TOKEN)",
+                            extra={"fields": {"error": str(error), "retry_s": self.options.auth_retry}},
+                        )
+                        self.stopping.wait(self.options.auth_retry)
+                        continue
+                    self.log.error("lease refused", extra={"fields": {"error": str(error)}})
                     self.stopping.wait(_jitter(5.0))
                     continue
                 if isinstance(answer, NoWork):

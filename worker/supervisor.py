@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from types import FrameType
 
 from worker.logs import get_logger
-from worker.loop import EXIT_DONE, EXIT_FATAL, SlotOptions
+from worker.loop import EXIT_DONE, SlotOptions
 
 SLOT_ENV = "HONE_WORKER_SLOT"
 
@@ -96,6 +96,7 @@ class SupervisorOptions:
     max_trials: int | None = None  # per slot
     exit_when_idle: float | None = None
     stop_timeout: float = 20.0
+    auth_retry: float = 30.0
     report_overhead: float = 0.1
 
 
@@ -126,6 +127,7 @@ class Supervisor:
             max_trials=self.options.max_trials,
             exit_when_idle=self.options.exit_when_idle,
             stop_timeout=self.options.stop_timeout,
+            auth_retry=self.options.auth_retry,
             report_overhead=self.options.report_overhead,
             parent_pid=os.getpid(),
         )
@@ -163,7 +165,6 @@ class Supervisor:
         )
         for slot in self.slots:
             self.start(slot)
-        exit_code = EXIT_DONE
         while self.children:
             time.sleep(0.1)
             if (
@@ -179,14 +180,9 @@ class Supervisor:
                 del self.children[index]
                 if self.stopping_since is not None or code == EXIT_DONE:
                     continue
-                if code == EXIT_FATAL:
-                    self.log.error("a slot cannot work (bad token or role); stopping")
-                    exit_code = EXIT_FATAL
-                    self._on_signal(signal.SIGTERM, None)
-                    continue
                 self._restart(self.slots[index], code)
         self.log.info("worker stopped")
-        return exit_code
+        return EXIT_DONE
 
     def _restart(self, slot: Slot, code: int) -> None:
         # A slot that keeps dying young waits longer each time, so a broken setup does not spin.

@@ -13,8 +13,8 @@ def worker(
     api: str = typer.Option(
         "http://127.0.0.1:8000", "--api", envvar="HONE_API_URL", help="Base URL of the API."
     ),
-    token: str = typer.Option(
-        ..., "--token", envvar="HONE_TOKEN", help="Bearer token with the worker role.", show_default=False
+    token: str | None = typer.Option(
+        None, "--token", envvar="HONE_TOKEN", help="Bearer token with the worker role.", show_default=False
     ),
     devices: str = typer.Option("auto", "--devices", help="auto, cpu, or a list such as cuda:0,cuda:1."),
     trials_per_device: int = typer.Option(
@@ -38,6 +38,13 @@ def worker(
         min=0,
         help="Seconds a running trial gets to stop after SIGTERM before it is given back.",
     ),
+    auth_retry: float = typer.Option(
+        30.0,
+        "--auth-retry",
+        min=0.1,
+        help="Seconds between tries while the API refuses the token (401/403): the worker waits "
+        "for the operator to fix it instead of exiting.",
+    ),
     report_overhead: float = typer.Option(
         0.1,
         "--report-overhead",
@@ -52,7 +59,11 @@ def worker(
     from worker.logs import configure
     from worker.supervisor import DeviceSpecError, Supervisor, SupervisorOptions, discover_devices
 
-    configure(json_logs=json_logs)
+    log = configure(json_logs=json_logs)
+    if not token:
+        # Compose passes an empty HONE_WORKER_TOKEN through; the worker then waits like one
+        # whose token the API refuses, saying so, instead of exiting into a restart loop.
+        log.error("no token: set HONE_TOKEN (in compose: HONE_WORKER_TOKEN in .env) to a worker-role token")
     try:
         found = discover_devices(devices)
         study_ids = [int(part) for part in studies.split(",") if part.strip()] if studies else None
@@ -60,7 +71,7 @@ def worker(
         raise typer.BadParameter(str(error)) from error
     options = SupervisorOptions(
         api_url=api,
-        token=token,
+        token=token or "",
         devices=found,
         trials_per_device=trials_per_device,
         studies=study_ids,
@@ -68,6 +79,7 @@ def worker(
         max_trials=max_trials,
         exit_when_idle=exit_when_idle,
         stop_timeout=stop_timeout,
+        auth_retry=auth_retry,
         report_overhead=report_overhead,
     )
     raise typer.Exit(Supervisor(options).run())

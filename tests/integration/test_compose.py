@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 SECRETS = {
     "POSTGRES_PASSWORD": "compose-test-password-0123456789",
     "HONE_ADMIN_TOKEN": ADMIN_TOKEN,
-    "HONE_WORKER_TOKEN": "replaced-by-a-worker-role-token-in-the-test",
+    "HONE_WORKER_TOKEN": "compose-test-worker-token-0123456789",
 }
 
 
@@ -77,12 +77,35 @@ def resolved(tmp_path: Path) -> dict[str, Any]:
     return config
 
 
-@pytest.mark.parametrize("missing", sorted(SECRETS))
+@pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "HONE_ADMIN_TOKEN"])
 def test_a_missing_secret_fails_loudly_and_names_itself(tmp_path: Path, missing: str) -> None:
     values = {key: value for key, value in SECRETS.items() if key != missing}
     result = compose("config", "-q", env_file=write_env(tmp_path / "partial.env", values))
     assert result.returncode != 0
     assert missing in result.stderr
+
+
+def test_the_worker_token_may_be_empty_so_one_can_be_made_with_compose(tmp_path: Path) -> None:
+    # `docker compose run --rm migrate hone token create --role worker` resolves the whole
+    # file first: a required HONE_WORKER_TOKEN would refuse the command that makes one.
+    values = {**SECRETS, "HONE_WORKER_TOKEN": ""}
+    result = compose("config", env_file=write_env(tmp_path / "no-worker-token.env", values))
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert services["worker-cpu"]["environment"]["HONE_TOKEN"] in ("", None)
+
+
+def test_the_api_learns_the_worker_token_and_the_database_is_checked_over_tcp(
+    resolved: dict[str, Any],
+) -> None:
+    services = resolved["services"]
+    assert services["api"]["environment"]["HONE_WORKER_TOKEN"] == SECRETS["HONE_WORKER_TOKEN"]
+    assert services["worker"]["environment"]["HONE_TOKEN"] == SECRETS["HONE_WORKER_TOKEN"]
+    # The first-start setup server of the postgres image answers on its socket only.
+    assert "-h 127.0.0.1" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert "--wait" in services["migrate"]["command"]
+    command = services["api"]["command"]
+    assert command[command.index("--workers") + 1] == "1"  # HONE_API_WORKERS, default 1
 
 
 def test_the_file_wires_the_services_in_order(resolved: dict[str, Any]) -> None:

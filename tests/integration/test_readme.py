@@ -58,6 +58,14 @@ def test_make_run_installs_what_running_needs_and_make_test_the_dev_tools(tmp_pa
     assert "-e '.[dev]'" in dry("test")
 
 
+def test_the_readme_compose_commands_are_those_make_test_compose_runs() -> None:
+    from tests.compose.test_stack import DOWN, UP
+
+    commands = readme_commands()
+    assert f"TORCH_INDEX=https://download.pytorch.org/whl/cpu docker compose {' '.join(UP)}" in commands
+    assert f"docker compose {' '.join(DOWN)}" in commands
+
+
 def check_without_running(command: str) -> bool:
     """Lines that cannot run here, checked against what they name. False: must run."""
     words = shlex.split(command)

@@ -13,6 +13,18 @@ def test_placeholder_admin_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
         Settings(_env_file=None)
 
 
+def test_the_worker_token_follows_the_admin_token_s_rules_and_empty_means_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HONE_WORKER_TOKEN", "changeme")
+    with pytest.raises(ValidationError, match="worker_token"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("HONE_WORKER_TOKEN", "")  # what compose passes for an empty .env line
+    assert Settings(_env_file=None).worker_token is None
+    monkeypatch.setenv("HONE_WORKER_TOKEN", "w" * 32)
+    assert Settings(_env_file=None).worker_token.get_secret_value() == "w" * 32  # type: ignore[union-attr]
+
+
 def test_cors_origins_accept_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HONE_CORS_ORIGINS", "http://a.example, http://b.example")
     assert Settings(_env_file=None).cors_origins == ["http://a.example", "http://b.example"]
