@@ -21,6 +21,8 @@ async function load(state) {
   if (state.trials.cursors.length === 1) {
     state.trials.page = await trialsPage(state, null);
   }
+  // 409 until a best trial reports a training metric: the panel says why instead.
+  state.diagnosis = await get(`/studies/${id}/diagnosis`).catch((error) => ({ unavailable: error.message }));
 }
 
 function trialsPage(state, cursor) {
@@ -318,6 +320,64 @@ function trials(state, redraw) {
   ];
 }
 
+const VERDICTS = { high_bias: "high bias", high_variance: "high variance", both: "high bias and high variance", fine: "fine" };
+
+function moveText(move) {
+  const range = (r) => ("choices" in r ? `{${r.choices.join(", ")}}` : `[${formatNumber(r.low)}, ${formatNumber(r.high)}]`);
+  return `${move.param} ${move.direction}: ${range(move.before)} → ${range(move.after)}${move.stopped ? ` (${move.stopped})` : ""}`;
+}
+
+// The lecture's basic recipe (GET /diagnosis): bias and variance of the best trials, the
+// verdict and its advice, and the recipe's next round, which an admin can open from here.
+function diagnosis(state, redraw) {
+  const d = state.diagnosis;
+  if (!d || d.unavailable) {
+    return [h("p", { class: "muted", id: "diagnosis-unavailable" }, d ? d.unavailable : "not loaded")];
+  }
+  const row = (label, value) => h("tr", {}, h("th", {}, label), h("td", { class: "num" }, formatNumber(value)));
+  const parts = [
+    h("p", {}, "verdict ", h("span", { class: "badge", id: "diagnosis-verdict", "data-verdict": d.verdict }, VERDICTS[d.verdict] || d.verdict),
+      ` — ${d.error}, median of the best ${d.trials.length} trial(s)${d.round ? ` of round ${d.round}` : ""}`),
+    h(
+      "table",
+      { class: "grid compact", id: "diagnosis-figures" },
+      h("tbody", {},
+        row("training error", d.training_error),
+        row("validation error", d.validation_error),
+        row(`target error (${d.target_source})`, d.target_error),
+        row("avoidable bias (training − target)", d.avoidable_bias),
+        row("variance (validation − training)", d.variance),
+        row("bias threshold", d.thresholds.bias),
+        row("variance threshold", d.thresholds.variance)),
+    ),
+    h("ul", { class: "why" }, [d.why].flat().map((line) => h("li", {}, line))),
+    h("h3", {}, "the recipe's advice"),
+    h("ul", { id: "diagnosis-advice" }, d.advice.map((line) => h("li", {}, line))),
+  ];
+  const proposal = d.proposal;
+  if (proposal && (proposal.moves.length || proposal.max_epochs)) {
+    const message = h("span", { class: "message", id: "diagnosis-message" });
+    const open = async () => {
+      try {
+        await post(`/studies/${state.id}/rounds`, { box: "diagnosis" });
+        message.textContent = "opened";
+        redraw();
+      } catch (error) {
+        message.textContent = error instanceof ApiError && error.status === 403 ? "opening a round needs an admin token" : error.message;
+      }
+    };
+    parts.push(
+      h("h3", {}, "the recipe's next round"),
+      h("ul", { id: "diagnosis-moves" }, [
+        ...proposal.moves.map((m) => h("li", {}, moveText(m))),
+        ...proposal.notes.map((n) => h("li", { class: "muted" }, n)),
+      ]),
+      state.study.status === "stopped" ? null : h("div", { class: "toolbar" }, h("button", { type: "button", onclick: open }, "Open the recipe's round"), message),
+    );
+  }
+  return parts;
+}
+
 function spec(state) {
   return [h("pre", { class: "spec", id: "spec" }, JSON.stringify(state.study.spec, null, 2))];
 }
@@ -329,6 +389,7 @@ export const PANELS = [
   { id: "boxes", title: "Coarse to fine: each round's box, per parameter", live: true, draw: boxes },
   { id: "best", title: "Best so far", live: true, draw: bestSoFar },
   { id: "importance", title: "Parameter importance", live: false, draw: importance },
+  { id: "diagnosis", title: "Diagnosis: bias and variance (the basic recipe)", live: true, draw: diagnosis },
   { id: "trials", title: "Trials", live: true, draw: trials },
   { id: "spec", title: "Spec", live: false, draw: spec },
 ];

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 
-def bowl(params: dict[str, Any], report: Callable[..., bool]) -> float:
-    """Least at lr = 1e-2, momentum = 0.99, width = 32 (each on its own scale)."""
+def bowl(params: dict[str, Any], report: Callable[..., bool]) -> dict[str, float]:
+    """Least at lr = 1e-2, momentum = 0.99, width = 32 (each on its own scale). Its
+    ``train_loss`` is half the value, so the diagnosis reads high variance (a variance of
+    half the validation error, over the quarter it allows a loss)."""
     loss = (
         (math.log10(params["lr"]) + 2.0) ** 2
         + (math.log10(1.0 - params["momentum"]) + 2.0) ** 2
@@ -18,4 +20,4 @@ def bowl(params: dict[str, Any], report: Callable[..., bool]) -> float:
         + (0.0 if params["optimizer"] == "adam" else 0.3)
     )
     report(1, loss + 1.0)
-    return loss
+    return {"value": loss, "train_loss": loss / 2}

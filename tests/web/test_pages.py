@@ -183,6 +183,28 @@ def test_the_study_page_draws_three_nested_boxes_per_numeric_parameter_on_its_sc
     screenshot(browser, "study")
 
 
+def test_the_study_page_shows_the_api_s_diagnosis_with_its_advice(
+    browser: WebDriver, finished: Finished
+) -> None:
+    stack, summary = finished
+    _with_token(browser, stack, ADMIN)
+    open_page(browser, f"{stack.api}/#/studies/{summary['id']}")
+    found = stack.get(f"/studies/{summary['id']}/diagnosis")
+    assert found["verdict"] == "high_variance"  # bowl's train_loss is half its value
+    panel = browser.find_element(By.ID, "panel-diagnosis")
+    assert panel.find_elements(By.ID, "diagnosis-verdict"), panel.text
+    verdict = browser.find_element(By.ID, "diagnosis-verdict")
+    assert verdict.get_attribute("data-verdict") == "high_variance" and verdict.text == "high variance"
+    advice = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#diagnosis-advice li")]
+    assert advice == found["advice"]
+    figures = browser.find_element(By.ID, "diagnosis-figures").text
+    assert "variance (validation − training)" in figures and "training error" in figures
+    # A python objective gets advice, not the recipe's box: nothing to open from here.
+    assert found["proposal"] is None and not browser.find_elements(By.ID, "diagnosis-moves")
+    browser.execute_script("arguments[0].scrollIntoView()", panel)
+    screenshot(browser, "study-diagnosis")
+
+
 def test_the_fleet_page_lists_the_running_worker(browser: WebDriver, finished: Finished) -> None:
     stack, _ = finished
     _with_token(browser, stack, ADMIN)
