@@ -30,6 +30,9 @@ else:
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Objective fields a built-in study sets on ``objective``, never in ``fixed`` or ``space``.
 _OBJECTIVE_KNOBS = {"dataset": "objective.dataset", "max_epochs": "objective.max_epochs"}
+# Fields of the spec's objective that only the service reads (the diagnosis, the recipe's
+# epochs): a grant carries the wire's Objective, which lacks them.
+SERVICE_ONLY_FIELDS = frozenset({"target_error", "max_epochs_limit"})
 # Without objective.max_epochs_limit, "train longer" may go to this many times max_epochs
 # (two doublings): far enough to tell an under-trained network, bounded so that one
 # recipe round cannot cost more than a few rounds of the study as specified.
@@ -55,6 +58,7 @@ class Objective(SpecModel, WireObjective):
 
     trainer: TrainerName = "mlp"  # the registry's names and "python", checked at run time
     # Only the service reads it (GET /diagnosis), so it is not on the wire's Objective.
+    # Service-only fields are listed in SERVICE_ONLY_FIELDS.
     target_error: float | None = Field(
         default=None,
         ge=0,
@@ -63,7 +67,7 @@ class Objective(SpecModel, WireObjective):
         "one; absent: 0",
     )
 
-    # Only the service reads it too: the wire carries a round's max_epochs, already raised.
+    # Service-only too: the wire carries a round's max_epochs, already raised.
     max_epochs_limit: int | None = Field(
         default=None,
         ge=1,

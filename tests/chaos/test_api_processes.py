@@ -107,7 +107,10 @@ def holder_of_a_study_lock(database_url: str, *, timeout: float) -> int:
     engine = create_engine(database_url, poolclass=NullPool)
     query = text(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.classid = :k AND l.granted AND a.application_name LIKE :name"
+        "WHERE l.locktype = 'advisory' AND l.classid = :k AND l.granted AND a.application_name LIKE :name "
+        # pg_locks and pg_stat_activity span the cluster: other tests' API processes hold
+        # study locks in their own databases at the same time.
+        "AND a.datname = current_database()"
     )
     deadline = time.monotonic() + timeout
     try:
