@@ -75,6 +75,10 @@ def api(
                 err=True,
             )
             raise typer.Exit(2)
+    # The page's address, where a person reads the logs (compose's `docker compose logs api`
+    # included): a wildcard host is reached as localhost on the machine itself.
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"hone: page http://{shown}:{port}/ (hone's own), REST at /api/v1, OpenAPI at /docs")
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
         return

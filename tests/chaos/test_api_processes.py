@@ -69,6 +69,8 @@ def check_one_attempt_each(hone: Cluster, study_id: int) -> None:
 
 def check_clean_logs(hone: Cluster) -> None:
     api_log = (hone.workdir / "api.log").read_text(errors="replace")
+    # Where a person finds the page, printed once by the command whatever the processes.
+    assert api_log.count(f"hone: page http://127.0.0.1:{hone.port}/ ") == 1, api_log[:500]
     for trouble in ("deadlock detected", "Traceback", '" 500'):
         assert trouble not in api_log, f"{trouble!r} in the API's log\n{api_log[-3000:]}"
 

@@ -230,6 +230,13 @@ def test_a_study_runs_to_the_end_through_the_api(stack: Compose, finished: dict[
     assert "refuses this worker's token" not in stack("--profile", "cpu", "logs", "--no-color", "worker-cpu")
 
 
+def test_the_api_serves_hone_s_page_from_the_image_and_prints_its_url(stack: Compose) -> None:
+    assert "hone: page http://localhost:8000/" in stack("--profile", "cpu", "logs", "--no-color", "api")
+    page = httpx.get(f"{stack.api}/", timeout=10)
+    assert page.status_code == 200 and 'src="web/app.js"' in page.text, page.text[:300]
+    assert httpx.get(f"{stack.api}/web/study.js", timeout=10).status_code == 200
+
+
 def test_the_dashboard_reads_the_study(stack: Compose, finished: dict[str, Any]) -> None:
     def listed() -> Any:
         response = httpx.get(f"{stack.dashboard}/api/studies", timeout=10)
