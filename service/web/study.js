@@ -394,6 +394,10 @@ export const PANELS = [
   { id: "spec", title: "Spec", live: false, draw: spec },
 ];
 
+// What the live panels draw from, to tell whether a reload changed any of it.
+const shownData = (state) =>
+  JSON.stringify([state.study, state.rounds, state.points, state.trials.page, state.diagnosis]);
+
 export async function renderStudy(view, id, setLive) {
   const state = { id, trials: { orderBy: "number", state: "", cursors: [null], page: null }, preview: null, importance: null };
   await load(state);
@@ -421,7 +425,11 @@ export async function renderStudy(view, id, setLive) {
     pending = setTimeout(async () => {
       pending = null;
       try {
+        const before = shownData(state);
         await load(state);
+        // Events of trials that changed just before the stream opened (it looks back a
+        // little) bring nothing new: redraw only what changed, so nothing flickers.
+        if (shownData(state) === before) return;
         PANELS.filter((p) => p.live).forEach(drawPanel);
         view.dataset.refreshed = String(Date.now());
       } catch {
