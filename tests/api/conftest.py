@@ -180,7 +180,7 @@ def add_trials(
     round_number: int = 1,
     state: str | None = None,
     params: Callable[[int], dict[str, Any]] | None = None,
-    chunk: int = 5000,
+    chunk: int = 1000,
 ) -> None:
     """Bulk-insert ``hone_trials`` rows numbered from ``start`` (fast: no Optuna involved).
 
@@ -207,6 +207,9 @@ def add_trials(
                 "updated_at": now,
             }
         )
-    with db.transaction() as session:
-        for begin in range(0, len(rows), chunk):
+    # One transaction per chunk: PostgreSQL's count trigger updates one hone_trial_counts row
+    # per insert, and each update within a transaction walks that row's chain of versions, so
+    # 100k rows in one transaction took minutes (quadratic); hone itself writes one trial a time.
+    for begin in range(0, len(rows), chunk):
+        with db.transaction() as session:
             session.execute(insert(Trial), rows[begin : begin + chunk])

@@ -10,6 +10,9 @@ from tests.api.conftest import Api, add_trials
 
 TRIALS = 100_000
 BUDGET_S = 0.05
+# On a machine too busy for the budget, the same request on a 100-trial study measured in the
+# same run is the peer: without an index a 100k-trial answer takes hundreds of times longer.
+PEER_RATIO = 4.0
 
 
 def _timed(api: Api, path: str, **params: Any) -> tuple[float, Any]:
@@ -24,7 +27,21 @@ def _timed(api: Api, path: str, **params: Any) -> tuple[float, Any]:
     return best, response.json()
 
 
+def _fast(api: Api, path: str, peer_path: str, **params: Any) -> Any:
+    """The answer at ``path``, asserted to take under ``BUDGET_S`` or under ``PEER_RATIO`` times
+    the same request on the small study (``peer_path``), best of five each."""
+    elapsed, answer = _timed(api, path, **params)
+    if elapsed >= BUDGET_S:
+        peer, _ = _timed(api, peer_path, **{k: v for k, v in params.items() if k != "cursor"})
+        assert elapsed < PEER_RATIO * peer, (
+            f"{path} {params} took {elapsed * 1000:.1f} ms, {elapsed / peer:.1f}× the 100-trial study's"
+        )
+    return answer
+
+
 def test_a_100k_trial_study_pages_counts_and_ranks_in_milliseconds(api: Api) -> None:
+    small = api.create_study(name="small")["id"]
+    add_trials(api.db, study_id=small, values=[random.Random(1).random() for _ in range(100)])
     study_id = api.create_study()["id"]
     rng = random.Random(0)
     values = [None if n % 50 == 0 else rng.random() for n in range(TRIALS)]
@@ -35,21 +52,18 @@ def test_a_100k_trial_study_pages_counts_and_ranks_in_milliseconds(api: Api) -> 
         with api.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE hone_trials")
 
-    elapsed, page = _timed(api, f"/studies/{study_id}/trials", order_by="value", limit=100)
-    assert elapsed < BUDGET_S, f"best-first page took {elapsed * 1000:.1f} ms"
+    trials, peer_trials = f"/studies/{study_id}/trials", f"/studies/{small}/trials"
+    page = _fast(api, trials, peer_trials, order_by="value", limit=100)
     assert page["items"][0]["value"] == min(v for v in values if v is not None)
 
-    elapsed, later = _timed(api, f"/studies/{study_id}/trials", limit=100, cursor=_cursor_at(api, study_id))
-    assert elapsed < BUDGET_S, f"a deep page took {elapsed * 1000:.1f} ms"
+    later = _fast(api, trials, peer_trials, limit=100, cursor=_cursor_at(api, study_id))
     assert later["items"][0]["number"] == 50_000
 
-    elapsed, summary = _timed(api, f"/studies/{study_id}")
-    assert elapsed < BUDGET_S, f"summary took {elapsed * 1000:.1f} ms"
+    summary = _fast(api, f"/studies/{study_id}", f"/studies/{small}")
     assert summary["counts"]["total"] == TRIALS
     assert summary["counts"]["failed"] == TRIALS // 50
 
-    elapsed, best = _timed(api, f"/studies/{study_id}/best")
-    assert elapsed < BUDGET_S, f"best took {elapsed * 1000:.1f} ms"
+    best = _fast(api, f"/studies/{study_id}/best", f"/studies/{small}/best")
     assert best["number"] == page["items"][0]["number"]
 
 
