@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Browser origins allowed to call the API."
     )
+    token_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds an API process trusts a token it has checked before it reads the database again (0: every request); a revoked token stops working within this time.",
+    )
     log_json: bool = Field(default=False, description="Log one JSON object per line.")
     report_overhead: float = Field(
         default=0.1,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import optuna
 import psycopg
 from fastapi import APIRouter, FastAPI, Request, status
@@ -25,7 +26,7 @@ from starlette.responses import Response
 
 from hone.settings import Settings, get_settings
 from service.api_docs import serve_docs
-from service.db import Database
+from service.db import POOL_SIZE, Database
 from service.errors import HoneError, InvalidInput
 from service.metrics import Metrics, MetricsMiddleware
 from service.reaper import run_reaper
@@ -38,9 +39,10 @@ RETRY_AFTER_S = 5
 # Far above any real spec or result; a bigger body is refused with 413 before it is parsed.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
-# Routers mounted under /api/v1 (health has its own absolute paths).
-ROUTERS: list[APIRouter] = [studies.router, trials.router, rounds.router, analysis.router, events.router]
-ROUTERS += [leases.router, workers.router]
+# Routers mounted under /api/v1 (health has its own absolute paths). Leases first: routes
+# are matched in order, and a fleet's heartbeats are most of the requests.
+ROUTERS: list[APIRouter] = [leases.router, studies.router, trials.router, rounds.router, analysis.router]
+ROUTERS += [events.router, workers.router]
 
 # Background services that live as long as the app: each is called with the app and
 # returns an async context manager that runs the service until it exits.
@@ -51,6 +53,9 @@ logger = logging.getLogger("hone.api")
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Request threads (plain `def` routes run in anyio's pool) no more than the database pool
+    # keeps connections: a 21st thread would open a connection per request and close it after.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
     async with AsyncExitStack() as stack:
         for start in BACKGROUND:
             await stack.enter_async_context(start(app))

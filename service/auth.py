@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -27,6 +29,7 @@ TOKEN_PREFIX = "hone_"
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 # last_used_at is a hint for operators, not an audit log: write it at most this often.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+_CACHE_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class Principal:
 
     def needs_touch(self, now: datetime) -> bool:
         return self.last_used_at is None or self.last_used_at < now - _LAST_USED_RESOLUTION
+
+    def touched(self, now: datetime) -> Principal:
+        return replace(self, last_used_at=now)
 
 
 def generate_token() -> str:
@@ -88,13 +94,25 @@ def authenticate(
     session: Session, *, token: str, admin_token: str | None, worker_token: str | None = None
 ) -> Principal | None:
     """The principal a bearer token stands for, or None if it is unknown or revoked."""
+    principal = bootstrap_principal(token, admin_token=admin_token, worker_token=worker_token)
+    if principal is not None:
+        return principal
+    if not looks_like_token(token):
+        return None
+    return stored_principal(session, digest=hash_token(token))
+
+
+def bootstrap_principal(token: str, *, admin_token: str | None, worker_token: str | None) -> Principal | None:
+    """The bootstrap admin or worker when ``token`` is one of the settings' tokens (no database)."""
     if admin_token is not None and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal(role="admin", token_id=None, name="bootstrap admin")
     if worker_token is not None and hmac.compare_digest(token.encode(), worker_token.encode()):
         return Principal(role="worker", token_id=None, name="bootstrap worker")
-    if not looks_like_token(token):
-        return None
-    digest = hash_token(token)
+    return None
+
+
+def stored_principal(session: Session, *, digest: str) -> Principal | None:
+    """The principal of the stored, unrevoked token whose hash is ``digest``."""
     row = session.scalars(select(Token).where(Token.hash == digest)).one_or_none()
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.hash, digest):
         return None
@@ -111,3 +129,34 @@ def touch_token(session: Session, *, token_id: int, now: datetime) -> None:
         .where((Token.last_used_at.is_(None)) | (Token.last_used_at < now - _LAST_USED_RESOLUTION))
         .values(last_used_at=now)
     )
+
+
+class PrincipalCache:
+    """Tokens this API process checked in the last ``seconds``, by their hash.
+
+    A fleet sends one heartbeat per lease every few seconds with the same worker token; a
+    database read for each would cost more than the heartbeat itself. The price is that a
+    token revoked by another process (``hone token revoke``) keeps working here for up to
+    ``seconds``. Unknown and revoked tokens are never cached: each refusal reads the database.
+    """
+
+    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            self._entries.pop(digest, None)
+            return None
+        return entry[1]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._entries) >= _CACHE_LIMIT:  # many distinct tokens: start over, never grow unbounded
+            self._entries.clear()
+        self._entries[digest] = (self._clock() + self.seconds, principal)

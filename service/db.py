@@ -23,6 +23,10 @@ SQLITE_BUSY_TIMEOUT_S = 30
 APPLICATION_NAME = "hone pid "
 
 
+POOL_SIZE = 20
+POOL_OVERFLOW = 10  # the reaper and the events stream's threads, beyond the request threads
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -44,8 +48,16 @@ def create_db_engine(url: str, *, for_writes: bool = True, **kwargs: Any) -> Eng
         # Named by process, so pg_stat_activity and pg_locks tell which API process of
         # several holds a connection or a study's lock.
         connect_args = {"application_name": f"{APPLICATION_NAME}{os.getpid()}"}
+        # As many kept connections as the API's threads (service.app.THREADS): a busier pool
+        # would open and close an overflow connection per request, and a new PostgreSQL
+        # backend costs more than a heartbeat.
         return create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs
+            url,
+            pool_pre_ping=True,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
+            connect_args=connect_args,
+            **kwargs,
         )
 
     engine = create_engine(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import BindParameter, ColumnElement, Update, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.tables import Trial, Worker
@@ -40,10 +40,10 @@ def seen(
         session.add(Worker(**{"id": worker, "host": host, "devices": [], "first_seen": now, **changes}))
 
 
-def heard_from(session: Session, *, worker: str | None, now: datetime) -> None:
-    """A heartbeat: the worker is alive."""
-    if worker:
-        session.execute(update(Worker).where(Worker.id == worker).values(last_seen=now))
+def heard_from(worker: str | ColumnElement[str], *, now: datetime | BindParameter[datetime]) -> Update:
+    """A heartbeat: the worker is alive. A statement, not its execution: the lease's heartbeat
+    runs it inside its own single statement on PostgreSQL (:func:`service.leases.heartbeat`)."""
+    return update(Worker).where(Worker.id == worker).values(last_seen=now)
 
 
 def release(session: Session, row: Trial) -> None:

@@ -4,6 +4,7 @@ route is checked the moment it exists, and one without auth fails here."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -104,3 +105,21 @@ def test_a_token_is_recorded_as_used_without_its_secret_in_the_database(api: Api
     read = next(row for row in rows if row.role == "read")
     assert read.last_used_at is not None
     assert all(api.tokens[role] not in (row.hash, row.prefix) for row in rows for role in api.tokens)  # type: ignore[index]
+
+
+@pytest.mark.parametrize("cache_seconds", [0.0, 1.0])
+def test_a_revoked_token_stops_working_within_the_token_cache_time(
+    make_api: Callable[..., Api], db_url: str, cache_seconds: float
+) -> None:
+    api = make_api(db_url, token_cache_seconds=cache_seconds)
+    assert api.get("/studies", role="read").status_code == 200  # checked, and cached for cache_seconds
+    with api.db.transaction() as session:  # as `hone token revoke` does, from another process
+        read_id = session.query(Token.id).filter(Token.role == "read").scalar()
+        revoke_token(session, token_id=read_id, now=utcnow())
+    revoked_at = time.monotonic()
+    while api.get("/studies", role="read").status_code == 200:
+        assert time.monotonic() - revoked_at < cache_seconds + 0.5, "the revoked token still works"
+        time.sleep(0.05)
+    if cache_seconds == 0:
+        assert time.monotonic() - revoked_at < 0.5  # refused at the first request after
+    assert api.get("/studies", role="worker").status_code == 200  # other tokens are unaffected

@@ -20,7 +20,7 @@ from service.deps import backend_for
 from service.grants import grant_lease
 from service.outcomes import SHUTDOWN_REASON
 from service.reaper import reap_expired
-from service.tables import Trial, utcnow
+from service.tables import Trial, Worker, utcnow
 from tests.api.conftest import Api
 
 WORKER = {"worker": "host-1-0", "devices": ["cpu"], "host": "host"}
@@ -77,6 +77,36 @@ def test_the_round_budget_is_exact_and_no_work_answers_204_with_retry_after(api:
     second = [granted(api) for _ in range(2)]
     assert {g["trial"]["round"] for g in second} == {2}
     assert lease(api).status_code == 204
+
+
+def test_a_heartbeat_extends_the_lease_and_marks_its_worker_seen(api: Api) -> None:
+    api.create_study()
+    lease_id = granted(api)["lease"]["id"]
+    long_ago = utcnow() - timedelta(minutes=5)
+    with api.db.transaction() as session:  # as if the lease were about to run out
+        session.execute(
+            update(Trial)
+            .where(Trial.lease_id == lease_id)
+            .values(lease_expires_at=utcnow() + timedelta(seconds=2), heartbeat_at=long_ago)
+        )
+        session.execute(update(Worker).values(last_seen=long_ago))
+    before = utcnow()
+    reply = on(api, lease_id, "heartbeat")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["cancel"] is False
+    row = rows(api)[0]
+    grace = timedelta(seconds=api.app.state.settings.grace_period)
+    assert row.lease_expires_at is not None and row.lease_expires_at >= before + grace
+    assert reply.json()["expires_at"] == row.lease_expires_at.isoformat().replace("+00:00", "Z")
+    assert row.heartbeat_at is not None and row.heartbeat_at >= before
+    with api.db.reading() as session:
+        assert session.scalar(select(Worker.last_seen).where(Worker.id == WORKER["worker"])) >= before
+    unknown = on(api, "no-such-lease", "heartbeat")
+    assert unknown.status_code == 404 and "no-such-lease" in unknown.json()["detail"]
+    on(api, lease_id, "complete", {"value": 1.0})
+    over = on(api, lease_id, "heartbeat")
+    assert over.status_code == 409 and "is over" in over.json()["detail"]
+    assert rows(api)[0].lease_expires_at == row.lease_expires_at  # a refused heartbeat changes nothing
 
 
 def test_max_concurrent_is_never_exceeded(api: Api) -> None:
