@@ -40,7 +40,7 @@ SECTIONS: list[tuple[str, str]] = [
         "fleet_throughput",
         "7. Fleet throughput: 16 and 64 workers on PostgreSQL, 1 and 2 API processes vs raw Optuna",
     ),
-    ("fleet_scale", "8. Fleet scale: 1,000 and 5,000 leases heartbeating on one API process"),
+    ("fleet_scale", "8. Fleet scale: 1,000 and 5,000 leases heartbeating on one and two API processes"),
     ("recipe_rounds", "9. The basic recipe: a recipe round vs a plain random round"),
 ]
 

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from hone.settings import Settings, get_settings
+from service.access_log import quiet_routine_lease_calls
 from service.api_docs import serve_docs
 from service.db import POOL_SIZE, Database
 from service.errors import HoneError, InvalidInput
@@ -220,4 +221,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    quiet_routine_lease_calls()
     return app

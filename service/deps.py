@@ -101,11 +101,12 @@ def _touch(db: Database, token_id: int, now: datetime) -> None:
 
 async def get_principal(
     request: Request,
-    db: DbDep,
-    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """Who is calling, from the bearer token; 401 when missing, unknown or revoked."""
+    """Who is calling, from the bearer token; 401 when missing, unknown or revoked. (The
+    database and settings straight from the app: every request pays for each dependency.)"""
+    db: Database = request.app.state.db
+    settings: Settings = request.app.state.settings
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a bearer token is required", _UNAUTHORIZED)
     token = credentials.credentials

@@ -19,6 +19,7 @@ import math
 from typing import cast
 
 from fastapi import APIRouter, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from protocol import (
     CompleteIn,
@@ -114,8 +115,8 @@ def report(lease_id: str, body: ReportIn, backend: BackendDep, _principal: Worke
     summary="Extend the lease; the answer says whether the study was stopped",
     responses=error_responses(404, 409, 422),
 )
-def heartbeat(lease_id: str, backend: BackendDep, _principal: WorkerAuth) -> HeartbeatOut:
-    reply = leases.heartbeat(backend, lease_id=lease_id, now=utcnow())
+async def heartbeat(lease_id: str, backend: BackendDep, _principal: WorkerAuth) -> HeartbeatOut:
+    reply = await run_in_threadpool(leases.heartbeat, backend, lease_id=lease_id, now=utcnow())
     return HeartbeatOut(expires_at=reply.expires_at, cancel=reply.cancel)
 
 
