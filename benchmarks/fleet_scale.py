@@ -11,13 +11,16 @@ second finish their trial and ask for the next (a fleet's turnover), so grants a
 under the full heartbeat load. The API is a real ``hone api`` on a scratch PostgreSQL
 database with a long grace period (the ramp-up must not expire early leases). Latency is
 measured by the client: request sent to answer read, queueing in the client included.
-Run alone: ``python -m benchmarks.fleet_scale [--quick|--smoke]``.
+Run alone: ``python -m benchmarks.fleet_scale [--quick|--smoke]``; ``--saturate`` measures
+what one API process answers flat out and its CPU per heartbeat instead, ``--profile N``
+where an in-process heartbeat's time goes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -324,10 +327,80 @@ def profile_heartbeats(count: int) -> dict[str, Any]:
     }
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux: /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _saturate(base: str, token: str, paths: list[str], *, seconds: float, concurrency: int) -> int:
+    """Send POSTs round-robin over ``paths`` from ``concurrency`` loops for ``seconds``; answered count."""
+    headers = {"Authorization": f"Bearer {token}"}
+    answered = 0
+    stop = time.perf_counter() + seconds
+    async with aiohttp.ClientSession(
+        base, headers=headers, connector=aiohttp.TCPConnector(limit=concurrency)
+    ) as client:
+
+        async def loop(start: int) -> None:
+            nonlocal answered
+            index = start
+            while time.perf_counter() < stop:
+                method = client.get if paths[index % len(paths)] == "/healthz" else client.post
+                async with method(paths[index % len(paths)]) as response:
+                    await response.read()
+                    if response.status < 300:
+                        answered += 1
+                index += concurrency
+
+        await asyncio.gather(*(loop(i) for i in range(concurrency)))
+    return answered
+
+
+def saturate(seconds: float = 10.0, concurrency: int = 8, leases: int = 200) -> dict[str, Any]:
+    """What one ``hone api`` process answers flat out: heartbeats/s and the API process's CPU
+    per heartbeat, next to ``GET /healthz`` (no auth, no database: the cost of any request)
+    measured on the same process. Linux only (reads /proc)."""
+    with scratch_database("postgresql") as url:
+        api = _HoneApi(url, HONE_GRACE_PERIOD="3600")
+        try:
+            study = api.create_study("saturate", steps=0, trials=10 * leases)
+            held = [
+                api.client.post("/api/v1/leases", json={"worker": f"s-{i}", "studies": [study]}).json()[
+                    "lease"
+                ]["id"]
+                for i in range(leases)
+            ]
+            result: dict[str, Any] = {"leases": leases, "concurrency": concurrency, "seconds": seconds}
+            for name, paths in (
+                ("healthz", ["/healthz"]),
+                ("heartbeat", [f"/api/v1/leases/{lease}/heartbeat" for lease in held]),
+            ):
+                cpu = _cpu_seconds(api.process.pid)
+                answered = asyncio.run(
+                    _saturate(api.base, api.token, paths, seconds=seconds, concurrency=concurrency)
+                )
+                used = _cpu_seconds(api.process.pid) - cpu
+                result[f"{name}_per_s"] = answered / seconds
+                result[f"{name}_api_cpu_ms"] = 1000 * used / max(answered, 1)
+        finally:
+            api.close()
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = mode_parser(__doc__)
     parser.add_argument("--profile", type=int, metavar="N", help="profile N heartbeats in-process instead")
+    parser.add_argument(
+        "--saturate",
+        action="store_true",
+        help="instead: heartbeats/s one API process answers flat out, and its CPU per heartbeat",
+    )
     args = parser.parse_args(argv)
+    if args.saturate:
+        saturated = saturate()
+        print(json.dumps(saturated, indent=1))
+        return saturated
     if args.profile:
         profile = profile_heartbeats(args.profile)
         print(json.dumps(profile, indent=1))
