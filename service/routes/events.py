@@ -22,7 +22,7 @@ MAX_STREAM_S = 3600
 _EVENT_SCHEMA = {
     "type": "object",
     "properties": {
-        "event": {"type": "string", "enum": ["trial", "summary", "deleted"]},
+        "event": {"type": "string", "enum": ["trial", "summary", "status", "deleted"]},
         "data": {"type": "string"},
         "id": {"type": "string"},
         "retry": {"type": "integer"},
@@ -33,7 +33,7 @@ _EVENT_SCHEMA = {
 @router.get(
     "/events",
     response_class=EventSourceResponse,
-    summary="Server-sent events: `trial` per changed trial, then `summary`; `deleted` ends the stream",
+    summary="Server-sent events: `trial` per changed trial, then `summary`; `status` when the study's status changes; `deleted` ends the stream",
     responses={
         200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}, "description": "Events"},
         **error_responses(404, 422),

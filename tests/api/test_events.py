@@ -72,3 +72,24 @@ def test_the_stream_validates_its_inputs(api: Api) -> None:
     response = api.get(f"/studies/{study_id}/events", headers={"Last-Event-ID": "yesterday"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["header", "last-event-id"]
+
+
+def test_a_status_change_is_an_event_and_every_event_kind_is_in_the_documented_schema(api: Api) -> None:
+    api.app.state.events_poll_interval = 0.05
+    study_id = api.create_study()["id"]
+
+    def pause_later() -> None:
+        time.sleep(0.3)
+        api.post(f"/studies/{study_id}/pause")
+
+    pauser = threading.Thread(target=pause_later)
+    pauser.start()
+    response = api.get(f"/studies/{study_id}/events", params={"max_seconds": 1.0})
+    pauser.join()
+    events = _events(response.text)
+    assert ("status", {"status": "paused", "failure": None}) in events
+    schema = api.client.get("/openapi.json").json()["paths"]["/api/v1/studies/{study_id}/events"]
+    documented = schema["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    kinds = set(documented["properties"]["event"]["enum"])
+    assert {kind for kind, _ in events} <= kinds
+    assert {"trial", "summary", "status", "deleted"} <= kinds
