@@ -6,12 +6,14 @@ worker's trial is back in the queue within seconds.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.stack import Stack, kill_group, stack
@@ -90,6 +92,13 @@ def test_a_late_result_from_a_stopped_worker_is_refused_and_it_keeps_working(
         assert "lease lost" in log or "result refused" in log
         assert log.count("outcome=complete") == 3  # it ran the retry and the rest itself
         assert_each_configuration_completed_once(s, study["id"], 3)
+        # The fleet's routine calls are counted in /metrics, not written to the access log.
+        metrics = httpx.get(f"{s.api}/metrics", headers=s.headers, timeout=10).text
+        heartbeats = re.search(r'route="/leases/\{lease_id\}/heartbeat",status="200"\} (\d+)', metrics)
+        assert heartbeats is not None and int(heartbeats.group(1)) > 0, metrics[-2000:]
+        api_log = s.log("api")
+        assert '/heartbeat HTTP/1.1" 200' not in api_log
+        assert '"POST /api/v1/leases HTTP/1.1" 201' in api_log
 
 
 def test_sigterm_gives_running_trials_back_and_exits_zero(db_url: str, tmp_path: Path) -> None:
