@@ -3,7 +3,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import update
 
@@ -18,6 +20,20 @@ def _events(text: str) -> list[tuple[str, dict[str, object]]]:
         if "event" in fields:
             found.append((fields["event"], json.loads(fields["data"])))
     return found
+
+
+def _stream_while(api: Api, study_id: int, change: Callable[[], object], max_seconds: float) -> Any:
+    """The study's event stream, read while ``change`` runs 0.3 s after it opened."""
+
+    def later() -> None:
+        time.sleep(0.3)
+        change()
+
+    changer = threading.Thread(target=later)
+    changer.start()
+    response = api.get(f"/studies/{study_id}/events", params={"max_seconds": max_seconds})
+    changer.join()
+    return response
 
 
 def test_the_stream_sends_a_summary_then_each_trial_that_changes(api: Api) -> None:
@@ -52,15 +68,8 @@ def test_a_deleted_study_ends_the_stream(api: Api) -> None:
     api.app.state.events_poll_interval = 0.05
     study_id = api.create_study()["id"]
 
-    def delete_later() -> None:
-        time.sleep(0.3)
-        api.delete(f"/studies/{study_id}")
-
-    deleter = threading.Thread(target=delete_later)
-    deleter.start()
     started = time.monotonic()
-    response = api.get(f"/studies/{study_id}/events", params={"max_seconds": 5})
-    deleter.join()
+    response = _stream_while(api, study_id, lambda: api.delete(f"/studies/{study_id}"), max_seconds=5)
     assert time.monotonic() - started < 4
     assert [kind for kind, _ in _events(response.text)][-1] == "deleted"
 
@@ -78,14 +87,7 @@ def test_a_status_change_is_an_event_and_every_event_kind_is_in_the_documented_s
     api.app.state.events_poll_interval = 0.05
     study_id = api.create_study()["id"]
 
-    def pause_later() -> None:
-        time.sleep(0.3)
-        api.post(f"/studies/{study_id}/pause")
-
-    pauser = threading.Thread(target=pause_later)
-    pauser.start()
-    response = api.get(f"/studies/{study_id}/events", params={"max_seconds": 1.0})
-    pauser.join()
+    response = _stream_while(api, study_id, lambda: api.post(f"/studies/{study_id}/pause"), max_seconds=1.0)
     events = _events(response.text)
     assert ("status", {"status": "paused", "failure": None}) in events
     schema = api.client.get("/openapi.json").json()["paths"]["/api/v1/studies/{study_id}/events"]
