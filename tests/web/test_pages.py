@@ -19,6 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tests.integration.processes import run_hone
 from tests.integration.stack import ADMIN, Stack
 from tests.web.browser import open_page, screenshot, wait_until
+from tests.web.scenario import BOWL_STUDY
 
 # One xdist worker runs the whole module: one stack, one browser, tests in file order.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web")]
@@ -231,6 +232,51 @@ def test_a_read_token_shows_the_study_but_cannot_steer_it(browser: WebDriver, fi
     message = wait_until(browser, lambda d: d.find_element(By.ID, "steer-message").text, what="the refusal")
     assert message == "steering needs an admin token"
     assert stack.get(f"/studies/{summary['id']}")["status"] == "completed"
+
+
+def test_an_admin_previews_the_next_round_s_box_inside_the_current_one(
+    browser: WebDriver, finished: Finished
+) -> None:
+    stack, _ = finished
+    # A second study, paused early in its second round (the module's worker runs it).
+    spec = {**BOWL_STUDY, "name": "preview", "rounds": [{"trials": 12}, {"trials": 200}]}
+    study = stack.post("/studies", spec)
+    path = f"/studies/{study['id']}"
+    wait_until(
+        browser,
+        lambda _: stack.get(f"{path}/rounds")[-1]["number"] == 2,
+        timeout=60,
+        what="round 2 of the second study",
+    )
+    stack.post(f"{path}/pause")
+    wait_until(
+        browser, lambda _: stack.get(path)["counts"]["running"] == 0, timeout=30, what="no running trial"
+    )
+    expected = stack.get(f"{path}/rounds/next")
+    current = stack.get(f"{path}/rounds")[-1]["box"]["lr"]
+
+    _with_token(browser, stack, ADMIN)
+    open_page(browser, f"{stack.api}/#{path}")
+    browser.find_element(By.CSS_SELECTOR, "button[data-action='preview']").click()
+    preview = wait_until(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, "svg.param-plot[data-param='lr'] rect.preview-box"),
+        what="the preview box",
+    )
+    assert int(preview.get_attribute("data-round")) == expected["number"] == 3
+    low, high = _attrs(preview, "data-low", "data-high")
+    assert [low, high] == [expected["box"]["lr"]["low"], expected["box"]["lr"]["high"]]
+    assert (
+        current["low"] <= low and high <= current["high"] and (low, high) != (current["low"], current["high"])
+    )
+    (box,) = [b for b in _boxes(browser, "lr") if b.get_attribute("data-round") == "2"]
+    (bx, bw), (px, pw) = _attrs(box, "x", "width"), _attrs(preview, "x", "width")
+    assert bx <= px + 0.01 and px + pw <= bx + bw + 0.01 and pw < bw, (
+        "the preview's pixels are not inside round 2's"
+    )
+    assert f"Next round {expected['number']} would sample in" in browser.find_element(By.ID, "preview").text
+    screenshot(browser, "preview")
+    stack.post(f"{path}/stop")  # the last test's worker serves the first study alone
 
 
 def test_an_admin_opens_a_fourth_round_and_the_page_follows_it_live(
