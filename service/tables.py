@@ -136,6 +136,7 @@ class Trial(Base):
         Index("ix_hone_trials_study_updated", "study_id", "updated_at"),
         # A configuration's attempts: round counts look for a newer attempt of each trial.
         Index("ix_hone_trials_study_config", "study_id", "config_number", "attempt"),
+        Index("ix_hone_trials_finished", "finished_at"),  # /workers: trials of the last hour
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -12,7 +12,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,7 @@ def add_trials(
     state: str | None = None,
     params: Callable[[int], dict[str, Any]] | None = None,
     chunk: int = 1000,
+    finished_at: datetime | None = None,
 ) -> None:
     """Bulk-insert ``hone_trials`` rows numbered from ``start`` (fast: no Optuna involved).
 
@@ -202,8 +203,8 @@ def add_trials(
                 "params": params(number) if params else {"lr": 0.01, "n_layers": 2, "optimizer": "adam"},
                 "value": value,
                 "worker_id": "w1",
-                "started_at": now - timedelta(seconds=10),
-                "finished_at": now,
+                "started_at": (finished_at or now) - timedelta(seconds=10),
+                "finished_at": finished_at or now,
                 "updated_at": now,
             }
         )
