@@ -197,6 +197,15 @@ export function parameterPlot({ name, param, rounds, pointsByRound, incumbent, p
   return root;
 }
 
+// Time since the first completed trial, in the unit the whole span reads best in, with a
+// decimal where whole units would print the same label twice (a 1.3 s span: 0, 0.7, 1.3 s).
+export function elapsedLabel(ms, spanMs) {
+  const units = [[1000, "s", 120e3], [60e3, "min", 120 * 60e3], [3600e3, "h", 48 * 3600e3], [86400e3, "d", Infinity]];
+  const [size, name] = units.find(([, , below]) => spanMs < below);
+  const digits = spanMs / size < 10 ? 1 : 0;
+  return `${(ms / size).toFixed(digits)} ${name}`;
+}
+
 // The best value so far against time: a step line through the improvements.
 export function bestSoFarPlot(steps, { direction, metric, until }) {
   const width = 760;
@@ -236,11 +245,10 @@ export function bestSoFarPlot(steps, { direction, metric, until }) {
   for (const v of [v0, (v0 + v1) / 2, v1]) {
     root.append(svg("text", { x: left - 6, y: py(v) + 4, "text-anchor": "end" }, formatNumber(v)));
   }
-  const minutes = (t1 - t0) / 60000;
   for (const f of [0, 0.5, 1]) {
     const t = t0 + f * (t1 - t0);
-    const label = minutes < 2 ? `${Math.round((t - t0) / 1000)} s` : `${Math.round((t - t0) / 60000)} min`;
-    root.append(svg("text", { x: px(t), y: axisY + 16, "text-anchor": f === 0 ? "start" : f === 1 ? "end" : "middle" }, label));
+    const anchor = f === 0 ? "start" : f === 1 ? "end" : "middle";
+    root.append(svg("text", { x: px(t), y: axisY + 16, "text-anchor": anchor, class: "time-tick" }, elapsedLabel(t - t0, t1 - t0)));
   }
   const better = direction === "minimize" ? "lower is better" : "higher is better";
   root.append(svg("text", { x: width - right, y: height - 2, "text-anchor": "end", class: "axis-name" }, `best ${metric} so far (${better}) over time`));

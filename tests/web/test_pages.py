@@ -174,6 +174,25 @@ def test_the_study_page_draws_three_nested_boxes_per_numeric_parameter_on_its_sc
     incumbent = browser.find_element(By.CSS_SELECTOR, "svg.param-plot[data-param='lr'] circle.incumbent")
     assert int(incumbent.get_attribute("data-number")) == summary["best"]["number"]
     assert browser.find_elements(By.CSS_SELECTOR, "svg.best-plot circle.best-step")
+    ticks = browser.execute_script(
+        "return [...document.querySelectorAll('svg.best-plot text.time-tick')].map((t) => t.textContent)"
+    )
+    assert len(ticks) == 3 and len(set(ticks)) == 3, f"time ticks repeat: {ticks}"
+    # The unit follows the span, with a decimal where whole units would repeat a label.
+    labels = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('/web/plots.js').then((m) => done(arguments[0].map(([t, span]) => m.elapsedLabel(t, span))));",
+        [
+            [0, 1300],
+            [650, 1300],
+            [1300, 1300],
+            [30e3, 60e3],
+            [90e3, 300e3],
+            [3 * 3600e3, 6 * 3600e3],
+            [3 * 86400e3, 7 * 86400e3],
+        ],
+    )
+    assert labels == ["0.0 s", "0.7 s", "1.3 s", "30 s", "1.5 min", "3.0 h", "3.0 d"]
     assert len(browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")) == 50
     assert '"entrypoint": "tests.web.objectives:bowl"' in browser.find_element(By.ID, "spec").text
     wait_until(
