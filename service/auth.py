@@ -90,18 +90,6 @@ def has_active_tokens(session: Session) -> bool:
     return session.scalar(select(Token.id).where(Token.revoked_at.is_(None)).limit(1)) is not None
 
 
-def authenticate(
-    session: Session, *, token: str, admin_token: str | None, worker_token: str | None = None
-) -> Principal | None:
-    """The principal a bearer token stands for, or None if it is unknown or revoked."""
-    principal = bootstrap_principal(token, admin_token=admin_token, worker_token=worker_token)
-    if principal is not None:
-        return principal
-    if not looks_like_token(token):
-        return None
-    return stored_principal(session, digest=hash_token(token))
-
-
 def bootstrap_principal(token: str, *, admin_token: str | None, worker_token: str | None) -> Principal | None:
     """The bootstrap admin or worker when ``token`` is one of the settings' tokens (no database)."""
     if admin_token is not None and hmac.compare_digest(token.encode(), admin_token.encode()):

@@ -48,9 +48,9 @@ def create_db_engine(url: str, *, for_writes: bool = True, **kwargs: Any) -> Eng
         # Named by process, so pg_stat_activity and pg_locks tell which API process of
         # several holds a connection or a study's lock.
         connect_args = {"application_name": f"{APPLICATION_NAME}{os.getpid()}"}
-        # As many kept connections as the API's threads (service.app.THREADS): a busier pool
-        # would open and close an overflow connection per request, and a new PostgreSQL
-        # backend costs more than a heartbeat.
+        # As many kept connections as the API's request threads (service.app's lifespan caps
+        # them at POOL_SIZE): a smaller pool would open and close an overflow connection per
+        # request, and a new PostgreSQL backend costs more than a heartbeat.
         return create_engine(
             url,
             pool_pre_ping=True,

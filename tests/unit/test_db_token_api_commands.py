@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from hone.cli import app
 from service import migrate
-from service.auth import authenticate
+from service.auth import hash_token, stored_principal
 from service.db import Database
 
 runner = CliRunner()
@@ -47,14 +47,14 @@ def test_a_created_token_is_printed_once_works_and_can_be_revoked(tmp_path: Path
     assert secret.startswith("hone_") and len(secret) == 5 + 43
     db = Database(f"sqlite:///{tmp_path / 'hone.db'}")
     with db.reading() as session:
-        principal = authenticate(session, token=secret, admin_token=None)
+        principal = stored_principal(session, digest=hash_token(secret))
     assert principal is not None and principal.role == "worker"
     listed = runner.invoke(app, ["token", "list", "--data-dir", str(tmp_path)])
     assert "gpu box" in listed.stdout and secret not in listed.stdout
     assert runner.invoke(app, ["token", "revoke", "1", "--data-dir", str(tmp_path)]).exit_code == 0
     assert runner.invoke(app, ["token", "revoke", "1", "--data-dir", str(tmp_path)]).exit_code == 1
     with db.reading() as session:
-        assert authenticate(session, token=secret, admin_token=None) is None
+        assert stored_principal(session, digest=hash_token(secret)) is None
     db.dispose()
 
 
