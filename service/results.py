@@ -66,7 +66,7 @@ def counts_by_round(session: Session, *, study_id: int) -> dict[int, TrialCounts
     return result
 
 
-def configurations_started(study_id: int, round: Any) -> Select[Any]:
+def configurations_started(study_id: Any, round: Any) -> Select[Any]:
     """How many configurations of a round have had a first attempt (a scalar query)."""
     return select(func.coalesce(func.sum(TrialCount.configurations), 0)).where(
         TrialCount.study_id == study_id, TrialCount.round == round

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Update, func, select, tuple_, update
+from sqlalchemy import BindParameter, ColumnElement, Update, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.tables import Trial, Worker
@@ -25,7 +25,10 @@ def seen(
     now: datetime,
     holds: tuple[int, int] | None,
 ) -> None:
-    """Record that ``worker`` asked for work now and holds ``(study_id, trial number)``, or nothing."""
+    """Record that ``worker`` asked for work now and holds ``(study_id, trial number)``, or nothing.
+
+    Every grant calls this under its study's lock, so the statements are built once and run
+    on the session's connection (Core, no unit of work)."""
     changes: dict[str, Any] = {
         "last_seen": now,
         "current_study_id": holds[0] if holds else None,
@@ -35,9 +38,15 @@ def seen(
         changes["host"] = host
     if devices is not None:
         changes["devices"] = list(devices)
-    result = session.execute(update(Worker).where(Worker.id == worker).values(**changes))
-    if getattr(result, "rowcount", 1) == 0:
-        session.add(Worker(**{"id": worker, "host": host, "devices": [], "first_seen": now, **changes}))
+    connection = session.connection()
+    result = connection.execute(_SEEN, {"worker": worker, **changes})
+    if result.rowcount == 0:
+        connection.execute(_INSERT, {"id": worker, "host": host, "devices": [], "first_seen": now, **changes})
+
+
+_INSERT = insert(Worker)
+# The SET clause is the columns given at execution (``changes``).
+_SEEN = update(Worker).where(Worker.id == bindparam("worker"))
 
 
 def heard_from(worker: str | ColumnElement[str], *, now: datetime | BindParameter[datetime]) -> Update:
@@ -49,15 +58,20 @@ def heard_from(worker: str | ColumnElement[str], *, now: datetime | BindParamete
 def release(session: Session, row: Trial) -> None:
     """The worker that held ``row``'s trial holds nothing now (unless it moved on already)."""
     if row.worker_id:
-        session.execute(
-            update(Worker)
-            .where(
-                Worker.id == row.worker_id,
-                Worker.current_study_id == row.study_id,
-                Worker.current_trial_number == row.number,
-            )
-            .values(current_study_id=None, current_trial_number=None)
+        session.connection().execute(
+            _RELEASE, {"worker": row.worker_id, "study": row.study_id, "number": row.number}
         )
+
+
+_RELEASE = (
+    update(Worker)
+    .where(
+        Worker.id == bindparam("worker"),
+        Worker.current_study_id == bindparam("study"),
+        Worker.current_trial_number == bindparam("number"),
+    )
+    .values(current_study_id=None, current_trial_number=None)
+)
 
 
 def finished_since(session: Session, *, since: datetime) -> dict[str, int]:

@@ -22,7 +22,7 @@ from optuna.storages._rdb.models import (
 )
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.tables import DeletedStudy, Study, Trial
@@ -88,14 +88,28 @@ def _new_trial(
     session: Session, *, study_id: int, state: TrialState, start: datetime | None
 ) -> tuple[int, int]:
     # Optuna's own guard for numbering: its study row locked, the trials before counted.
-    session.execute(select(_studies.c.study_id).where(_studies.c.study_id == study_id).with_for_update())
-    before = select(func.count()).where(_trials.c.study_id == study_id).scalar_subquery()
-    row = session.execute(
-        insert(_trials)
-        .values(study_id=study_id, number=before, state=state, datetime_start=start)
-        .returning(_trials.c.trial_id, _trials.c.number)
-    ).one()
+    connection = session.connection()
+    connection.execute(_LOCK_STUDY_ROW, {"study": study_id})
+    row = connection.execute(_NEW_TRIAL, {"study": study_id, "new_state": state, "start": start}).one()
     return int(row[0]), int(row[1])
+
+
+# Built once: every grant runs them, under its study's lock.
+_LOCK_STUDY_ROW = (
+    select(_studies.c.study_id).where(_studies.c.study_id == bindparam("study")).with_for_update()
+)
+_NEW_TRIAL = (
+    insert(_trials)
+    .values(
+        study_id=bindparam("study"),
+        number=select(func.count()).where(_trials.c.study_id == bindparam("study")).scalar_subquery(),
+        state=bindparam("new_state", type_=_trials.c.state.type),
+        datetime_start=bindparam("start", type_=_trials.c.datetime_start.type),
+    )
+    .returning(_trials.c.trial_id, _trials.c.number)
+)
+_INSERT_PARAMS = insert(_params)
+_INSERT_USER_ATTRS = insert(_user_attrs)
 
 
 def create_trial(session: Session, *, study_id: int) -> tuple[int, int]:
@@ -116,7 +130,7 @@ def enqueue_trial(
     return trial_id, number
 
 
-def waiting_query(study_id: int) -> Any:
+def waiting_query(study_id: Any) -> Any:
     """WAITING trials of the study (retries and enqueued configurations): a scalar subquery."""
     query = select(func.count()).where(_trials.c.study_id == study_id, _trials.c.state == TrialState.WAITING)
     return query.scalar_subquery()
@@ -205,14 +219,14 @@ def add_params(
         }
         for name, value in params.items()
     ]
-    session.execute(insert(_params), rows)
+    session.connection().execute(_INSERT_PARAMS, rows)
 
 
 def add_user_attrs(session: Session, *, trial_id: int, attrs: dict[str, Any]) -> None:
     """User attributes of a trial that has none of these keys yet."""
     if attrs:
         rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
-        session.execute(insert(_user_attrs), rows)
+        session.connection().execute(_INSERT_USER_ATTRS, rows)
 
 
 def set_user_attr(session: Session, *, trial_id: int, key: str, value: Any) -> None:
@@ -260,20 +274,26 @@ def finish_trial(
     ``values``, as ``set_trial_state_values`` stores it (local time, like Optuna); False when
     the trial was not running (finished already: nothing is changed)."""
     assert state.is_finished()
-    result = session.execute(
-        update(_trials)
-        .where(_trials.c.trial_id == trial_id, _trials.c.state == TrialState.RUNNING)
-        .values(state=state, datetime_complete=datetime.now())
-    )
-    if getattr(result, "rowcount", 0) != 1:
+    connection = session.connection()
+    result = connection.execute(_FINISH, {"trial": trial_id, "ended": state, "at": datetime.now()})
+    if result.rowcount != 1:
         return False
     if values:
         rows = []
         for objective, value in enumerate(values):
             stored, kind = TrialValueModel.value_to_stored_repr(value)
             rows.append({"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind})
-        session.execute(insert(_values), rows)
+        connection.execute(_INSERT_VALUES, rows)
     return True
+
+
+# Built once: every result runs them. Bind names unlike the columns' (an UPDATE would SET those).
+_FINISH = (
+    update(_trials)
+    .where(_trials.c.trial_id == bindparam("trial"), _trials.c.state == TrialState.RUNNING)
+    .values(state=bindparam("ended", type_=_trials.c.state.type), datetime_complete=bindparam("at"))
+)
+_INSERT_VALUES = insert(_values)
 
 
 def _intermediate_values(session: Session, trial_id: int) -> dict[int, float]:
