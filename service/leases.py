@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Connection, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from service import study_locks, worker_registry
+from service import rounds, study_locks, worker_registry
 from service.backend import Backend
 from service.errors import Conflict, NotFound
 from service.tables import Study, Trial, UTCDateTime
@@ -38,23 +38,33 @@ class HeartbeatReply:
 
 def lease_row(session: Session, lease_id: str, *, lock: bool = False) -> Trial:
     """The trial a lease is on (404 when no such lease was ever granted)."""
-    query = select(Trial).where(Trial.lease_id == lease_id)
-    if lock:
-        query = query.with_for_update()
-    row = session.scalars(query).one_or_none()
+    row = session.scalars(_LOCKED_LEASE_ROW if lock else _LEASE_ROW, {"lease": lease_id}).one_or_none()
     if row is None:
         raise NotFound(f"no lease {lease_id}")
     return row
 
 
-def locked_lease_row(session: Session, lease_id: str) -> Trial:
-    """The lease's trial, locked for this transaction, after its study's lock (see
-    :mod:`service.study_locks`: the study first, so a result queues behind a grant)."""
-    study_id = session.scalar(select(Trial.study_id).where(Trial.lease_id == lease_id))
-    if study_id is None:
+# Built once: every report and result reads its lease's row.
+_LEASE_ROW = select(Trial).where(Trial.lease_id == bindparam("lease"))
+_LOCKED_LEASE_ROW = _LEASE_ROW.with_for_update()
+
+
+def lease_row_for_result(session: Session, lease_id: str, *, study_lock: bool) -> tuple[Trial, bool]:
+    """The lease's trial, locked, for a result; and whether its study's lock was taken too
+    (always when ``study_lock``, else when the trial's round has no room left, so the
+    result may end it). The study's lock comes first, before any row's."""
+    found = session.connection().execute(_STUDY_AND_ROUND, {"lease": lease_id}).first()
+    if found is None:
         raise NotFound(f"no lease {lease_id}")
-    study_locks.lock_study(session, study_id)
-    return lease_row(session, lease_id, lock=True)
+    study_id, round = found
+    if not study_lock:
+        study_lock = rounds.room_in_round(session, study_id=study_id, round=round) <= 0
+    if study_lock:
+        study_locks.lock_study(session, study_id)
+    return lease_row(session, lease_id, lock=True), study_lock
+
+
+_STUDY_AND_ROUND = select(Trial.study_id, Trial.round).where(Trial.lease_id == bindparam("lease"))
 
 
 def check_live(row: Trial, now: datetime) -> None:

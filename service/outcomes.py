@@ -28,8 +28,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from optuna.trial import TrialState
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hone.settings import Settings
 from protocol import FailureCause
@@ -90,7 +91,12 @@ def finish(
     """
     db = backend.db
     with db.process_lock, db.transaction() as session:
-        row = leases.locked_lease_row(session, lease_id)
+        # A failure may re-queue its configuration or fail the study, and a result of a
+        # round whose budget is all granted may end it: the study's turn, taken before any
+        # write. A complete or prune while configurations are still to start cannot end
+        # its round and changes no budget: its row is enough, so results do not queue
+        # behind grants (issue #24). See service.study_locks.
+        row, locked = leases.lease_row_for_result(session, lease_id, study_lock=outcome == "fail")
         if outcome == "fail":
             cause = cause or ("shutdown" if reason == SHUTDOWN_REASON else "error")
             reason, traceback = failures.split_reason(reason or "failed", traceback)
@@ -100,7 +106,7 @@ def finish(
         if steps:
             optuna_tables.set_intermediate_values(session, trial_id=row.trial_id, values=dict(steps))
             last = max([*steps, row.last_step or 0])
-            session.execute(update(Trial).where(Trial.id == row.id).values(last_step=last))
+            update_row(session, row, {"last_step": last})
         if outcome == "fail":
             assert cause is not None and reason is not None
             _fail(
@@ -114,7 +120,7 @@ def finish(
                 now=now,
             )
             return Finished(row.study_id, row.number, _fail_state(cause), duplicate=False)
-        _end(session, row, outcome=outcome, value=value, metrics=metrics, now=now)
+        _end(session, row, outcome=outcome, value=value, metrics=metrics, now=now, locked=locked)
     return Finished(row.study_id, row.number, _STATE_OF[outcome], duplicate=False)
 
 
@@ -126,7 +132,7 @@ def expire_lease(session: Session, settings: Settings, row: Trial, *, now: datet
     if recorded in (TrialState.COMPLETE, TrialState.PRUNED):
         outcome: Outcome = "complete" if recorded == TrialState.COMPLETE else "prune"
         value = optuna_tables.trial_value(session, row.trial_id) if outcome == "complete" else None
-        _end(session, row, outcome=outcome, value=value, metrics=None, now=now)
+        _end(session, row, outcome=outcome, value=value, metrics=None, now=now, locked=True)
         logger.warning(
             "lease expired after its result reached Optuna: kept trial %s as %s", row.number, outcome
         )
@@ -144,8 +150,9 @@ def _end(
     value: float | None,
     metrics: dict[str, float] | None,
     now: datetime,
+    locked: bool,
 ) -> None:
-    """Complete or prune: Optuna's rows and hone's."""
+    """Complete or prune: Optuna's rows and hone's (``locked``: under the study's lock)."""
     values = [value] if outcome == "complete" and value is not None else None
     if outcome == "prune":
         last = optuna_tables.last_intermediate(session, row.trial_id)
@@ -165,9 +172,21 @@ def _end(
         changes["reason"] = "pruned by the worker"
     if outcome == "complete":
         changes["reason"] = None  # a prune answer the worker overtook with its result
-    session.execute(update(Trial).where(Trial.id == row.id).values(**changes))
+    update_row(session, row, changes)
     worker_registry.release(session, row)
-    rounds.after_result(session, study_id=row.study_id, round=row.round, now=now)
+    rounds.after_result(session, study_id=row.study_id, round=row.round, now=now, locked=locked)
+
+
+def update_row(session: Session, row: Trial, changes: dict[str, Any]) -> None:
+    """Write ``changes`` to hone's row of a trial, and to ``row`` as loaded: a Core statement
+    built once (every result runs it), with the session's copy kept as the database has it
+    for whatever this transaction reads next (a round's narrowing reads its best trials)."""
+    session.connection().execute(_UPDATE_ROW, {"row": row.id, **changes})
+    for key, value in changes.items():
+        set_committed_value(row, key, value)
+
+
+_UPDATE_ROW = update(Trial).where(Trial.id == bindparam("row"))
 
 
 def _fail(
@@ -198,17 +217,17 @@ def _fail(
             "hone_round": row.round,
         }
         optuna_tables.enqueue_trial(session, study_id=row.study_id, params=dict(row.params), user_attrs=attrs)
-    session.execute(
-        update(Trial)
-        .where(Trial.id == row.id)
-        .values(
-            state=state,
-            reason=reason[:4000],
-            cause=cause,
-            traceback=traceback[-100_000:] if traceback else None,
-            finished_at=now,
-            updated_at=now,
-        )
+    update_row(
+        session,
+        row,
+        {
+            "state": state,
+            "reason": reason[:4000],
+            "cause": cause,
+            "traceback": traceback[-100_000:] if traceback else None,
+            "finished_at": now,
+            "updated_at": now,
+        },
     )
     worker_registry.release(session, row)
     study = session.get(Study, row.study_id)
@@ -216,7 +235,7 @@ def _fail(
     if state == "failed" and cause not in failures.NOT_THE_STUDYS_FAULT:
         failures.check_policy(session, study=study, now=now)
     if not requeue:  # a re-queued configuration keeps its round open
-        rounds.after_result(session, study_id=row.study_id, round=row.round, now=now)
+        rounds.after_result(session, study_id=row.study_id, round=row.round, now=now, locked=True)
     return requeue
 
 

@@ -21,10 +21,10 @@ import math
 from datetime import datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
-from service import failures, optuna_tables
+from service import failures, optuna_tables, study_locks
 from service.caches import study_spec
 from service.narrowing import Box, full_box, narrow, validate_box
 from service.results import configurations_started
@@ -74,7 +74,7 @@ def round_epochs(session: Session, *, study_id: int, round: int, spec: StudySpec
     return value if value is not None else spec.objective.max_epochs
 
 
-def room(study_id: int, round: int) -> ColumnElement[int]:
+def room(study_id: Any, round: Any) -> ColumnElement[int]:
     """Configurations the round's budget still lets start (its budget less the first
     attempts so far), as an SQL expression; negative never, zero when the budget is out."""
     return Round.budget - configurations_started(study_id, round).scalar_subquery()
@@ -82,8 +82,13 @@ def room(study_id: int, round: int) -> ColumnElement[int]:
 
 def room_in_round(session: Session, *, study_id: int, round: int) -> int:
     """:func:`room` of one round (0 when there is no such round)."""
-    query = select(room(study_id, round)).where(Round.study_id == study_id, Round.number == round)
-    return int(session.scalar(query) or 0)
+    return int(session.connection().scalar(_ROOM_IN_ROUND, {"study": study_id, "round": round}) or 0)
+
+
+# Built once: every result asks it.
+_ROOM_IN_ROUND = select(room(bindparam("study"), bindparam("round"))).where(
+    Round.study_id == bindparam("study"), Round.number == bindparam("round")
+)
 
 
 def current_round(session: Session, *, study: Study) -> Round:
@@ -294,11 +299,20 @@ def _completed(session: Session, *, study: Study) -> bool:
     return session.scalar(query.limit(1)) is not None
 
 
-def after_result(session: Session, *, study_id: int, round: int, now: datetime) -> None:
+def after_result(session: Session, *, study_id: int, round: int, now: datetime, locked: bool) -> None:
     """Advance the study if a result of ``round`` may have finished it. While configurations
     of the round have still to start, the round cannot be over: one indexed count settles
-    the common case."""
+    the common case.
+
+    ``locked``: the caller holds the study's lock. A result that took no lock (its round had
+    room when it began) only *tries* for it here: it holds rows now (its trial-count rows)
+    that a holder of the study's lock may wait for. Passed over, the round is moved on by
+    the result that ends it last under the lock, or by the next grant, which advances a
+    study whose budget is out (:mod:`service.grants`).
+    """
     if room_in_round(session, study_id=study_id, round=round) > 0:
+        return
+    if not locked and not study_locks.try_lock_study(session, study_id):
         return
     study = session.get(Study, study_id)
     assert study is not None

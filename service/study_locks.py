@@ -1,11 +1,17 @@
 """How several API processes on one PostgreSQL take turns on a study: advisory locks.
 
-A grant checks a study's budgets and opens a trial; a result, a reaped lease, a new round,
-an enqueued configuration and a deletion change what the next grant sees. Each of them
-holds its study's lock for its transaction, so they happen one at a time per study,
-whichever process serves them. On SQLite there is one API process and
-:attr:`service.db.Database.process_lock` (with ``BEGIN IMMEDIATE``) does that job; every
-function here is then a no-op.
+A grant checks a study's budgets and opens a trial; a failure (which may re-queue its
+configuration or fail the study), a reaped lease, a new round, an enqueued configuration
+and a deletion change what the next grant sees. Each of them holds its study's lock for
+its transaction, so they happen one at a time per study, whichever process serves them.
+
+A complete or prune changes no budget. It takes the study's lock (before any write) only
+when its round's budget is all granted, so it may be the round's last result; while
+configurations are still to start it cannot end the round, locks only its lease's row and
+never waits for the study. If the round's room ran out meanwhile, it only *tries* for the
+lock after writing (:func:`service.rounds.after_result`): then it holds trial-count rows a
+lock holder may need. A grant that counts running trials meanwhile sees the trial still
+running (not committed yet), which errs on the safe side.
 
 Why transaction-scoped advisory locks rather than row locks (``SELECT … FOR UPDATE`` on
 the study row):
@@ -24,7 +30,7 @@ the study row):
 
 Deadlock freedom: a transaction waits for a study lock only while it holds none, except
 the reaper, which takes its studies' locks in ascending id order; grants only *try* other
-studies while they hold one.
+studies while they hold one, and a result that wrote without the lock only tries for it.
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ STUDY_LOCKS = 0x686F6E65
 REAPER_LOCK = 0x686F6E66
 
 
+_LOCK = text("SELECT pg_advisory_xact_lock(:k, :id)")
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:k, :id)")
+
+
 def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -47,17 +57,14 @@ def _postgres(session: Session) -> bool:
 def lock_study(session: Session, study_id: int) -> None:
     """Wait for the study's lock, held until this transaction ends."""
     if _postgres(session):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:k, :id)"), {"k": STUDY_LOCKS, "id": int(study_id)}
-        )
+        session.connection().execute(_LOCK, {"k": STUDY_LOCKS, "id": int(study_id)})
 
 
 def try_lock_study(session: Session, study_id: int) -> bool:
     """Take the study's lock if no other transaction holds it (True), without waiting."""
     if not _postgres(session):
         return True
-    query = text("SELECT pg_try_advisory_xact_lock(:k, :id)")
-    return bool(session.scalar(query, {"k": STUDY_LOCKS, "id": int(study_id)}))
+    return bool(session.connection().scalar(_TRY_LOCK, {"k": STUDY_LOCKS, "id": int(study_id)}))
 
 
 def lock_studies(session: Session, study_ids: Iterable[int]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from service import grants, study_locks
+from service import grants, outcomes, study_locks
 from service.db import Database
 from service.deps import backend_for
 from service.grants import Grant
@@ -84,3 +84,92 @@ def test_grants_racing_from_two_apps_respect_max_concurrent(
     study = apis[0].create_study(name="narrow", max_concurrent=3, rounds=[{"trials": 50}])
     granted = race(apis, study["id"], per_thread=2)
     assert len(granted) == 3
+
+
+def test_a_result_does_not_wait_for_its_studys_lock_while_the_round_has_room(
+    postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    # A complete changes no budget: it must not queue behind a grant (or anything else)
+    # holding the study's lock, or one study's results are serial across API processes.
+    api = make_api(postgres_url)
+    backend = backend_for(api.app)
+    study = api.create_study(name="free", rounds=[{"trials": 20}])
+    grant = grants.grant_lease(backend, worker="w", devices=["cpu"], studies=[study["id"]], now=utcnow())
+    assert grant is not None
+    holder = Database(postgres_url)
+    try:
+        # The transaction ends before the pool waits for its thread.
+        with ThreadPoolExecutor(1) as pool, holder.transaction() as held:
+            study_locks.lock_study(held, study["id"])
+            done = pool.submit(
+                outcomes.finish, backend, lease_id=grant.lease_id, outcome="complete", value=0.5, now=utcnow()
+            )
+            try:
+                finished = done.result(timeout=10)
+            except TimeoutError:
+                pytest.fail("the result waited for its study's lock")
+        assert finished.state == "complete"
+    finally:
+        holder.dispose()
+
+
+def test_a_result_that_may_end_the_round_waits_for_its_studys_lock(
+    postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    api = make_api(postgres_url)
+    backend = backend_for(api.app)
+    study = api.create_study(name="last", rounds=[{"trials": 1}, {"trials": 2}])
+    grant = grants.grant_lease(backend, worker="w", devices=["cpu"], studies=[study["id"]], now=utcnow())
+    assert grant is not None
+    holder = Database(postgres_url)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            with holder.transaction() as held:
+                study_locks.lock_study(held, study["id"])
+                done = pool.submit(
+                    outcomes.finish,
+                    backend,
+                    lease_id=grant.lease_id,
+                    outcome="complete",
+                    value=0.5,
+                    now=utcnow(),
+                )
+                with pytest.raises(TimeoutError):
+                    done.result(timeout=1)  # the round's last result: it waits for the study
+            assert done.result(timeout=10).state == "complete"
+        assert api.get(f"/studies/{study['id']}").json()["current_round"] == 2
+    finally:
+        holder.dispose()
+
+
+@pytest.mark.parametrize("sampler", [{"type": "random", "seed": 1}, {"type": "tpe", "seed": 1}])
+def test_results_racing_from_two_apps_end_the_round_once(
+    sampler: dict[str, Any], postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    apis = [make_api(postgres_url), make_api(postgres_url)]
+    study = apis[0].create_study(name="ends", sampler=sampler, rounds=[{"trials": THREADS}, {"trials": 4}])
+    granted = race(apis, study["id"], per_thread=1)
+    assert len(granted) == THREADS
+    start = threading.Barrier(THREADS)
+
+    def finish(index: int) -> str:
+        backend = backend_for(apis[index % len(apis)].app)
+        start.wait()
+        outcome = "prune" if index % 4 == 0 else "complete"
+        value = None if outcome == "prune" else float(index)
+        return outcomes.finish(
+            backend, lease_id=granted[index].lease_id, outcome=outcome, value=value, now=utcnow()
+        ).state
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        states = list(pool.map(finish, range(THREADS)))
+    assert states.count("complete") == THREADS - THREADS // 4
+    # Whichever result came last under the lock saw every other one: round 2 is open, once.
+    shown = apis[1].get(f"/studies/{study['id']}").json()
+    assert shown["current_round"] == 2
+    rounds = apis[1].get(f"/studies/{study['id']}/rounds").json()
+    assert [r["number"] for r in rounds] == [1, 2]
+    assert rounds[0]["closed_at"] is not None and rounds[1]["closed_at"] is None
+    after = race(apis, study["id"], per_thread=1)
+    assert sorted(g.number for g in after) == list(range(THREADS, THREADS + 4))
+    assert {g.round for g in after} == {2}

@@ -129,10 +129,12 @@ def holder_of_a_study_lock(database_url: str, *, timeout: float) -> int:
 
 def test_an_api_process_killed_mid_grant_loses_nothing(postgres_url: str, tmp_path: Path) -> None:
     # TPE: the grant holds its study's lock while Optuna's ask writes on another
-    # connection, the widest window to be killed in.
+    # connection, the widest window to be killed in. Trials of a second (`steady`), so
+    # slots hold them while others are granted: results take no study lock while their
+    # round has room, and instant trials could end the study before four ran at once.
     with cluster(postgres_url, tmp_path, HONE_GRACE_PERIOD="3", HONE_MAX_RETRIES="5") as hone:
         hone.start_api(processes=2)
-        spec = python_study("killed", "instant", [40, 15], sampler={"type": "tpe", "seed": 7})
+        spec = python_study("killed", "steady", [40, 15], sampler={"type": "tpe", "seed": 7})
         study = hone.create_study(spec)
         for _ in range(SUPERVISORS):
             hone.start_worker(slots=SLOTS)
