@@ -126,7 +126,9 @@ class Cluster:
             argv += ["--workers", str(processes)]
         self.api = Proc(argv, self.env(), self.workdir / "api.log").start()
         if wait:
-            wait_http(f"{self.url}/readyz", process=self.api.popen, timeout=60)
+            # Each process imports the app on its own, all at once: on a loaded 2-core box
+            # four of them once took over a minute to answer (CI, beside a compose test).
+            wait_http(f"{self.url}/readyz", process=self.api.popen, timeout=60 + 30 * (processes - 1))
         return self.api
 
     def start_worker(self, *, slots: int = 1, **extra: str) -> Proc:
