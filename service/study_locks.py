@@ -4,6 +4,8 @@ A grant checks a study's budgets and opens a trial; a failure (which may re-queu
 configuration or fail the study), a reaped lease, a new round, an enqueued configuration
 and a deletion change what the next grant sees. Each of them holds its study's lock for
 its transaction, so they happen one at a time per study, whichever process serves them.
+On SQLite there is one API process and :attr:`service.db.Database.process_lock` (with
+``BEGIN IMMEDIATE``) does that job; every function here is then a no-op.
 
 A complete or prune changes no budget. It takes the study's lock (before any write) only
 when its round's budget is all granted, so it may be the round's last result; while
