@@ -55,14 +55,20 @@ def counts_by_study(session: Session, *, study_ids: list[int]) -> dict[int, Tria
 
 def counts_by_round(session: Session, *, study_id: int) -> dict[int, TrialCounts]:
     """Trials by state, and configurations (first attempts), for every round of a study."""
-    query = select(TrialCount).where(TrialCount.study_id == study_id, TrialCount.trials > 0)
+    trials = func.sum(TrialCount.trials)
+    query = (
+        select(TrialCount.round, TrialCount.state, trials, func.sum(TrialCount.configurations))
+        .where(TrialCount.study_id == study_id)
+        .group_by(TrialCount.round, TrialCount.state)  # summed over stripes
+        .having(trials > 0)
+    )
     result: dict[int, TrialCounts] = {}
-    for row in session.scalars(query):
-        counts = result.setdefault(row.round, TrialCounts(configurations=0))
-        if row.state in TRIAL_STATES:
-            setattr(counts, row.state, row.trials)
-        counts.total += row.trials
-        counts.configurations = (counts.configurations or 0) + row.configurations
+    for round, state, count, configurations in session.execute(query):
+        counts = result.setdefault(round, TrialCounts(configurations=0))
+        if state in TRIAL_STATES:
+            setattr(counts, state, int(count))
+        counts.total += int(count)
+        counts.configurations = (counts.configurations or 0) + int(configurations)
     return result
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -179,6 +180,10 @@ class TrialCount(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("hone_studies.id", ondelete="CASCADE"), primary_key=True)
     round: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The writing connection's share of the cell on PostgreSQL (migration 0009), so that
+    # grants and results on different connections do not queue on one row; 0 on SQLite.
+    # A count is the sum over stripes (one stripe may be negative).
+    stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=0)
     trials: Mapped[int] = mapped_column(Integer, default=0)
     # First attempts (attempt 0) among them: round budgets count configurations.
     configurations: Mapped[int] = mapped_column(Integer, default=0)

@@ -9,9 +9,10 @@ import random
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, case, create_engine, delete, func, insert, select, update
+from sqlalchemy import Engine, case, create_engine, delete, func, insert, select, text, update
 from sqlalchemy.pool import NullPool
 
 from service import migrate
@@ -64,9 +65,12 @@ def _trial(study_id: int, number: int, *, round: int = 1, attempt: int = 0, stat
 
 
 def _counted(engine: Engine) -> dict[tuple[int, int, str], tuple[int, int]]:
+    """The counters summed over stripes (each writing connection's share on PostgreSQL)."""
+    cell = (TrialCount.study_id, TrialCount.round, TrialCount.state)
+    query = select(*cell, func.sum(TrialCount.trials), func.sum(TrialCount.configurations)).group_by(*cell)
     with engine.connect() as conn:
-        rows = conn.execute(select(TrialCount).where(TrialCount.trials != 0)).all()
-    return {(r.study_id, r.round, r.state): (r.trials, r.configurations) for r in rows}
+        rows = conn.execute(query).all()
+    return {(s, r, st): (int(n), int(c)) for s, r, st, n, c in rows if n != 0}
 
 
 def _truth(engine: Engine) -> dict[tuple[int, int, str], tuple[int, int]]:
@@ -203,4 +207,47 @@ def test_concurrent_writers_neither_deadlock_nor_lose_a_count(postgres_url: str)
         assert _counted(engine) == _truth(engine)
         assert _counted(engine)[(1, 1, "running")] == (200, 200)
     finally:
+        engine.dispose()
+
+
+def test_deleting_a_study_row_cascades_without_a_count_left_behind(engine: Engine) -> None:
+    """A study deleted by its row alone (another tool, a cascade): its trials' removal
+    finds no study to count for, and nothing of it is left."""
+    with engine.begin() as conn:
+        conn.execute(insert(Trial), [_trial(study_id, n) for study_id in (1, 2) for n in range(3)])
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("PRAGMA foreign_keys=ON"))  # hone's engine turns them on too
+        conn.execute(delete(Study).where(Study.id == 1))
+    assert _counted(engine) == _truth(engine) == {(2, 1, "running"): (3, 3)}
+
+
+@pytest.mark.postgres
+def test_results_on_different_connections_do_not_queue_on_one_counter(postgres_url: str) -> None:
+    """Issue #24: every grant and result of a round changes its "running" count. Counted on
+    one row, they queued on its lock until each committed; each connection now counts in
+    its own stripe, so two results of one round, on two connections, do not wait."""
+    migrate.upgrade(postgres_url)
+    engine = create_engine(postgres_url, pool_size=20)
+    with engine.begin() as conn:
+        conn.execute(insert(Study).values(**_study(1)))
+        conn.execute(insert(Trial), [_trial(1, n) for n in range(2)])
+    held = []
+    try:
+        # Two connections whose backends count in different stripes (pid modulo 16).
+        stripes: dict[int, Any] = {}
+        while len(stripes) < 2:
+            conn = engine.connect()
+            held.append(conn)
+            stripes.setdefault(int(conn.execute(text("SELECT pg_backend_pid() % 16")).scalar_one()), conn)
+        first, second = stripes.values()
+        first.execute(update(Trial).where(Trial.number == 0).values(state="complete"))  # not committed
+        second.execute(text("SET lock_timeout = '3s'"))
+        second.execute(update(Trial).where(Trial.number == 1).values(state="pruned"))  # would time out
+        second.commit()
+        first.commit()
+        assert _counted(engine) == _truth(engine) == {(1, 1, "complete"): (1, 1), (1, 1, "pruned"): (1, 1)}
+    finally:
+        for conn in held:
+            conn.close()
         engine.dispose()
