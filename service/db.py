@@ -19,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.combining import Combiner
+
 SQLITE_BUSY_TIMEOUT_S = 30
 APPLICATION_NAME = "hone pid "
 
@@ -101,6 +103,8 @@ class Database:
         self.process_lock: AbstractContextManager[object] = (
             threading.RLock() if self.is_sqlite else nullcontext()
         )
+        # This process's waiting grants, served together (service.grants, service.combining).
+        self.grant_queue: Combiner[Any, Any] = Combiner()
 
     @property
     def is_sqlite(self) -> bool:

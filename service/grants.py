@@ -9,19 +9,29 @@ the chosen study's advisory lock (:mod:`service.study_locks`), so several API pr
 never exceed a budget. A grant passes over a study another transaction holds and waits
 for one only when every study with work was held, holding no lock while it waits.
 
+Lease requests that arrive while this process is serving one wait in a queue, and the next
+turn serves them together (:mod:`service.combining`): one transaction, one turn of the
+study's lock, one statement per table for all the configurations it draws. With many
+workers on one study, that turn is what every grant waits for (issue #24). A turn gives one
+study at most its fair share of the queue (the queue over the running studies), so that
+studies still share the workers.
+
 However a trial is opened — drawn from the box, popped from the queue, or asked of a
-sampler that reads the study's history — :func:`_hand_out` writes hone's row and the lease
-the same way.
+sampler that reads the study's history — :func:`_hand_out` writes hone's rows and the
+leases the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -30,6 +40,7 @@ from service import optuna_tables, rounds, study_locks, worker_registry
 from service.backend import Backend
 from service.box_sampler import BoxSampler
 from service.caches import study_key, study_spec
+from service.combining import Combiner
 from service.sampling import suggest_params
 from service.spec import StudySpec
 from service.tables import Round, Study, Trial, UTCDateTime
@@ -37,6 +48,7 @@ from service.tables import Round, Study, Trial, UTCDateTime
 # Rounds one grant may open on its way (each commits before an ask); past that, the grant
 # asks after its commit as on SQLite. One more turn may wait for a study held elsewhere.
 _MAX_ADVANCES = 4
+_UNLIMITED = 1 << 30  # a study's max_concurrent slots when it sets none
 
 
 @dataclass(frozen=True)
@@ -63,10 +75,12 @@ class _Asker:
     devices: list[str]
     now: datetime
 
-    def seen(self, session: Session, holds: tuple[int, int] | None = None) -> None:
-        worker_registry.seen(
-            session, worker=self.worker, host=self.host, devices=self.devices, now=self.now, holds=holds
-        )
+    def visit(self, holds: tuple[int, int] | None = None) -> worker_registry.Visit:
+        return worker_registry.Visit(self.worker, self.host, self.devices, self.now, holds)
+
+    def seen(self, session: Session) -> None:
+        """Recorded as having asked, and holding nothing (no work for it)."""
+        worker_registry.seen(session, [self.visit()])
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,7 @@ class _Candidate:
     index: int  # the configuration's position in its round (Sobol's point)
     room: int  # configurations the round's budget still lets start
     waiting: int  # Optuna WAITING trials: retries and enqueued configurations
+    slots: int  # trials max_concurrent still lets run (_UNLIMITED without one)
     advanced: bool  # this transaction opened a round (or completed the study) to get here
     max_epochs: int  # what each trial of the current round trains (the recipe may raise it)
 
@@ -96,6 +111,17 @@ class _Opened:
     attempt: int
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """One lease request: who asks, and the studies it will run (None: any)."""
+
+    asker: _Asker
+    studies: list[int] | None
+
+    def admits(self, study_id: int) -> bool:
+        return self.studies is None or study_id in self.studies
+
+
 def grant_lease(
     backend: Backend,
     *,
@@ -105,56 +131,114 @@ def grant_lease(
     host: str | None = None,
     now: datetime,
 ) -> Grant | None:
-    """Lease the next trial to ``worker``, or None when no running study has work and room."""
+    """Lease the next trial to ``worker``, or None when no running study has work and room.
+
+    Requests that wait in this process while another is served are served together
+    (:mod:`service.combining`): one transaction, one turn of the study's lock, grants to
+    each of them that the chosen study can take."""
+    queue: Combiner[_Ask, Grant | None] = backend.db.grant_queue
+    return queue.submit(_Ask(_Asker(worker, host, devices, now), studies), functools.partial(_serve, backend))
+
+
+def _serve(backend: Backend, asks: Sequence[_Ask]) -> dict[int, Grant | None]:
+    """Answers to ``asks`` by position: the first as a lone request would be answered; the
+    others that the first's study admits too, in the same transaction, while the study has
+    room and they are within its fair share of the batch (samplers that draw without
+    history only: a sampler that reads the history asks Optuna for one trial at a time).
+    Asks left unanswered are served by a later batch."""
     db = backend.db
-    asker = _Asker(worker, host, devices, now)
+    first = asks[0].asker
     wait_for: int | None = None
+    answers: dict[int, Grant | None] | None = None
     with db.process_lock:
         for _ in range(_MAX_ADVANCES + 1):
             with db.transaction() as session:
                 if wait_for is not None:
                     study_locks.lock_study(session, wait_for)
-                candidate, busy = _choose(session, studies=studies, now=now, held=wait_for)
+                candidate, busy, running = _choose(
+                    session, studies=asks[0].studies, now=first.now, held=wait_for
+                )
                 if candidate is None:
                     if busy is not None and busy != wait_for:
                         # Every study with work was held by another grant: wait for the
                         # first one in a new transaction, holding no other lock meanwhile.
                         wait_for = busy
                         continue
-                    asker.seen(session)
-                    return None
-                if candidate.spec.sampler.draws_without_history:
-                    opened = _pop(session, candidate, lock=not db.is_sqlite) if candidate.waiting else None
-                    if opened is None and candidate.room <= 0:
-                        asker.seen(session)
-                        return None
-                    return _hand_out(session, backend, candidate, opened or _draw(session, candidate), asker)
-                if db.is_sqlite:
+                    first.seen(session)
+                    answers = {0: None}
+                elif candidate.spec.sampler.draws_without_history:
+                    answers = _hand_out_draws(
+                        session, backend, candidate, asks, share=-(-len(asks) // running)
+                    )
+                elif db.is_sqlite:
                     break
-                if not candidate.advanced:
+                elif not candidate.advanced:
                     # The study's lock is held while Optuna's ask commits on its own
                     # connection, which never waits on an advisory lock.
-                    return _hand_out(session, backend, candidate, _ask(backend, candidate), asker)
-                # A round opened here published its box to Optuna's study row, which Optuna's
-                # ask locks on its own connection: commit that first, then grant anew.
-                wait_for = None
+                    answers = dict(
+                        enumerate(_hand_out(session, backend, candidate, [_ask(backend, candidate)], [first]))
+                    )
+                else:
+                    # A round opened here published its box to Optuna's study row, which
+                    # Optuna's ask locks on its own connection: commit that first, then grant anew.
+                    wait_for = None
+                    continue
+            if answers is not None:  # committed
+                return answers
         # SQLite: Optuna's ask writes on its own connection, which would wait for the write
         # lock of a transaction held open around it; the process lock keeps the choice valid.
         if candidate is None:  # the last turn waited for a study and found it had no room
-            return None
+            return {0: None}
         opened = _ask(backend, candidate)
         with db.transaction() as session:
-            return _hand_out(session, backend, candidate, opened, asker)
+            granted = _hand_out(session, backend, candidate, [opened], [first])
+        return dict(enumerate(granted))
+
+
+def _hand_out_draws(
+    session: Session, backend: Backend, candidate: _Candidate, asks: Sequence[_Ask], *, share: int
+) -> dict[int, Grant | None]:
+    """Trials of the candidate's study for ``asks[0]`` and the other asks it admits, up to
+    ``share`` of them: WAITING trials first, then new configurations drawn in the box."""
+    study = candidate.study
+    takers = [position for position, ask in enumerate(asks) if position == 0 or ask.admits(study.id)][:share]
+    answers: dict[int, Grant | None] = {}
+    current: _Candidate | None = candidate
+    # Retries and users' configurations (rare) one at a time, each granted before the next
+    # is chosen: popping one may take a slot of the round's budget.
+    for position in takers:
+        if current is None or not current.waiting:
+            break
+        popped = _pop(session, current, lock=not backend.db.is_sqlite)
+        if popped is None:
+            break
+        [answers[position]] = _hand_out(session, backend, current, [popped], [asks[position].asker])
+        # Read again in this transaction; never advanced here: the trials just granted are
+        # running, so the round cannot have ended.
+        current = _candidate(session, study=study, now=asks[0].asker.now, advance=False)
+    rest = [position for position in takers if position not in answers]
+    count = min(len(rest), current.room, current.slots) if current is not None else 0
+    if current is not None and count > 0:
+        served = rest[:count]
+        opened = _draw(session, current, count)
+        granted = _hand_out(session, backend, current, opened, [asks[position].asker for position in served])
+        answers.update(zip(served, granted, strict=True))
+    if not answers:
+        asks[0].asker.seen(session)
+        answers[0] = None
+    return answers
 
 
 def _choose(
     session: Session, *, studies: list[int] | None, now: datetime, held: int | None
-) -> tuple[_Candidate | None, int | None]:
-    """The first running study, in turn, with room for a grant; and the first study passed
-    over because another transaction held its lock (``held``: one this transaction holds)."""
+) -> tuple[_Candidate | None, int | None, int]:
+    """The first running study, in turn, with room for a grant; the first study passed over
+    because another transaction held its lock (``held``: one this transaction holds); and
+    how many running studies there are to choose from."""
     query, params = (_RUNNING_OF, {"ids": studies}) if studies else (_RUNNING, {})
     busy: int | None = None
-    for study_id in list(session.connection().scalars(query, params)):
+    running = list(session.connection().scalars(query, params))
+    for study_id in running:
         if study_id != held and not study_locks.try_lock_study(session, study_id):
             busy = study_id if busy is None else busy
             continue
@@ -165,8 +249,8 @@ def _choose(
             continue
         candidate = _candidate(session, study=study, now=now)
         if candidate is not None:
-            return candidate, busy
-    return None, busy
+            return candidate, busy, len(running)
+    return None, busy, max(len(running), 1)
 
 
 def _round_state(session: Session, study: Study) -> tuple[Round, int, int] | None:
@@ -190,13 +274,13 @@ _ROUND_STATE = select(
 _RUNNING_TRIALS = select(func.count()).where(Trial.study_id == bindparam("study"), Trial.state == "running")
 
 
-def _candidate(session: Session, *, study: Study, now: datetime) -> _Candidate | None:
+def _candidate(session: Session, *, study: Study, now: datetime, advance: bool = True) -> _Candidate | None:
     """The study's next grant, if it has room for one: a WAITING trial or a new configuration."""
     if study.status != "running":
         return None
     state = _round_state(session, study)
     advanced = False
-    if state is not None and state[2] == 0 and state[1] <= 0:
+    if advance and state is not None and state[2] == 0 and state[1] <= 0:
         # The round's budget is out: it may have finished, opening the next round or
         # completing the study (the only case in which advancing can change anything).
         advanced = rounds.advance(session, study=study, now=now, pending_retries=0)
@@ -208,8 +292,11 @@ def _candidate(session: Session, *, study: Study, now: datetime) -> _Candidate |
     current, room, waiting = state
     if room <= 0 and waiting == 0:
         return None
-    if study.max_concurrent is not None and _running(session, study.id) >= study.max_concurrent:
-        return None
+    slots = _UNLIMITED
+    if study.max_concurrent is not None:
+        slots = study.max_concurrent - _running(session, study.id)
+        if slots <= 0:
+            return None
     return _Candidate(
         study=study,
         spec=study_spec(study),
@@ -218,6 +305,7 @@ def _candidate(session: Session, *, study: Study, now: datetime) -> _Candidate |
         index=current.budget - room,
         room=room,
         waiting=waiting,
+        slots=slots,
         advanced=advanced,
         max_epochs=rounds.epochs(study_spec(study), current),
     )
@@ -227,29 +315,40 @@ def _running(session: Session, study_id: int) -> int:
     return int(session.connection().scalar(_RUNNING_TRIALS, {"study": study_id}) or 0)
 
 
-def _fill(
-    session: Session, candidate: _Candidate, *, trial_id: int, number: int, fixed: dict[str, Any]
-) -> dict[str, Any]:
-    """The trial's parameters — ``fixed`` ones as given, the rest drawn in the box — written
-    as ``suggest_*`` would write them."""
-    sampler = candidate.spec.sampler.build(candidate.spec, box=candidate.box, index=candidate.index)
+def _values(
+    candidate: _Candidate, *, number: int, index: int, fixed: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+    """Trial ``number``'s parameters — ``fixed`` ones as given, the rest drawn in the box
+    (Sobol: the round's point ``index``) — as ``suggest_*`` would write them, with their
+    distributions."""
+    sampler = candidate.spec.sampler.build(candidate.spec, box=candidate.box, index=index)
     assert isinstance(sampler, BoxSampler)
     values = {
         name: fixed[name] if name in fixed else sampler.value(number, name) for name in candidate.spec.space
     }
     drawn = optuna.trial.FixedTrial(values, number)
-    params = suggest_params(drawn, candidate.spec)
-    optuna_tables.add_params(session, trial_id=trial_id, params=params, distributions=drawn.distributions)
-    return params
+    return suggest_params(drawn, candidate.spec), drawn.distributions
 
 
-def _draw(session: Session, candidate: _Candidate) -> _Opened:
-    """A new configuration from the box sampler: the trial ``study.ask()`` + ``suggest_*``
-    would make (same number, params, distributions and ``hone_round``), in this transaction."""
-    trial_id, number = optuna_tables.create_trial(session, study_id=candidate.study.id)
-    params = _fill(session, candidate, trial_id=trial_id, number=number, fixed={})
-    optuna_tables.add_user_attrs(session, trial_id=trial_id, attrs={"hone_round": candidate.round})
-    return _Opened(trial_id, number, params, candidate.round, config_number=number, attempt=0)
+def _draw(session: Session, candidate: _Candidate, count: int) -> list[_Opened]:
+    """``count`` new configurations from the box sampler: the trials ``study.ask()`` +
+    ``suggest_*`` would make (same numbers, params, distributions and ``hone_round``), in
+    this transaction, with one statement per table for all of them."""
+    created = optuna_tables.create_trials(session, study_id=candidate.study.id, count=count)
+    drawn = [
+        _values(candidate, number=number, index=candidate.index + i, fixed={})
+        for i, (_, number) in enumerate(created)
+    ]
+    optuna_tables.add_params(
+        session, trials=[(trial_id, *values) for (trial_id, _), values in zip(created, drawn, strict=True)]
+    )
+    optuna_tables.add_user_attrs(
+        session, trial_ids=[trial_id for trial_id, _ in created], attrs={"hone_round": candidate.round}
+    )
+    return [
+        _Opened(trial_id, number, params, candidate.round, config_number=number, attempt=0)
+        for (trial_id, number), (params, _) in zip(created, drawn, strict=True)
+    ]
 
 
 def _pop(session: Session, candidate: _Candidate, *, lock: bool) -> _Opened | None:
@@ -259,7 +358,8 @@ def _pop(session: Session, candidate: _Candidate, *, lock: bool) -> _Opened | No
     if popped is None:
         return None
     trial_id, number, fixed, attrs = popped
-    params = _fill(session, candidate, trial_id=trial_id, number=number, fixed=fixed)
+    params, distributions = _values(candidate, number=number, index=candidate.index, fixed=fixed)
+    optuna_tables.add_params(session, trials=[(trial_id, params, distributions)])
     if optuna_tables.CONFIG_NUMBER_ATTR not in attrs:
         optuna_tables.set_user_attr(session, trial_id=trial_id, key="hone_round", value=candidate.round)
     return _opened(trial_id, number, params, attrs, candidate.round)
@@ -291,48 +391,61 @@ def _opened(trial_id: int, number: int, params: dict[str, Any], attrs: dict[str,
 
 
 def _hand_out(
-    session: Session, backend: Backend, candidate: _Candidate, opened: _Opened, asker: _Asker
-) -> Grant:
-    """hone's row for the opened trial, with its lease; the study's turn and the worker's record."""
-    now = asker.now
+    session: Session,
+    backend: Backend,
+    candidate: _Candidate,
+    opened: Sequence[_Opened],
+    askers: Sequence[_Asker],
+) -> list[Grant]:
+    """hone's rows for the opened trials, each with its lease for the asker in the same
+    place; the study's turn and the workers' records."""
     study = candidate.study
-    lease_id = uuid.uuid4().hex
-    expires = now + timedelta(seconds=backend.settings.grace_period)
+    settings = backend.settings
+    granted = [
+        (trial, asker, uuid.uuid4().hex, asker.now + timedelta(seconds=settings.grace_period))
+        for trial, asker in zip(opened, askers, strict=True)
+    ]
     # Core statements built once, on the session's connection: the ORM's unit of work and
     # statement building cost more CPU than the SQL, under the study's lock (issue #24).
     connection = session.connection()
     connection.execute(
         _INSERT_TRIAL,
-        {
-            "study_id": study.id,
-            "trial_id": opened.trial_id,
-            "number": opened.number,
-            "round": opened.round,
-            "config_number": opened.config_number,
-            "attempt": opened.attempt,
-            "state": "running",
-            "params": opened.params,
-            "lease_id": lease_id,
-            "lease_expires_at": expires,
-            "heartbeat_at": now,
-            "worker_id": asker.worker,
-            "started_at": now,
-            "updated_at": now,
-        },
+        [
+            {
+                "study_id": study.id,
+                "trial_id": trial.trial_id,
+                "number": trial.number,
+                "round": trial.round,
+                "config_number": trial.config_number,
+                "attempt": trial.attempt,
+                "state": "running",
+                "params": trial.params,
+                "lease_id": lease_id,
+                "lease_expires_at": expires,
+                "heartbeat_at": asker.now,
+                "worker_id": asker.worker,
+                "started_at": asker.now,
+                "updated_at": asker.now,
+            }
+            for trial, asker, lease_id, expires in granted
+        ],
     )
-    connection.execute(_GRANTED, {"study": study.id, "at": now})
-    asker.seen(session, holds=(study.id, opened.number))
-    return Grant(
-        lease_id=lease_id,
-        expires_at=expires,
-        heartbeat_interval=backend.settings.heartbeat_interval,
-        study_id=study.id,
-        study_name=study.name,
-        number=opened.number,
-        params=opened.params,
-        round=opened.round,
-        objective=_objective(session, candidate, opened),
-    )
+    connection.execute(_GRANTED, {"study": study.id, "at": max(asker.now for asker in askers)})
+    worker_registry.seen(session, [asker.visit((study.id, trial.number)) for trial, asker, _, _ in granted])
+    return [
+        Grant(
+            lease_id=lease_id,
+            expires_at=expires,
+            heartbeat_interval=settings.heartbeat_interval,
+            study_id=study.id,
+            study_name=study.name,
+            number=trial.number,
+            params=trial.params,
+            round=trial.round,
+            objective=_objective(session, candidate, trial),
+        )
+        for trial, _, lease_id, expires in granted
+    ]
 
 
 _INSERT_TRIAL = insert(Trial)

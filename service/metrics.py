@@ -1,6 +1,7 @@
 """Prometheus metrics of one app: requests by route and status, latency, and trials by
 state read from the database at scrape time (never kept in memory, so several API replicas
-agree), from the counter rows its triggers keep rather than by counting every trial.
+agree), from the counter rows its triggers keep rather than by counting every trial; and
+how many lease requests this process answered per transaction.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +26,16 @@ class _DatabaseCollector(Collector):
         self.db = db
 
     def collect(self) -> Iterator[Metric]:
+        # This process's grants (service.combining): their ratio is the mean batch size.
+        queue = self.db.grant_queue
+        yield CounterMetricFamily(
+            "hone_lease_grant_batches", "Transactions that answered lease requests", value=queue.batches
+        )
+        yield CounterMetricFamily(
+            "hone_lease_requests_answered",
+            "Lease requests answered in those transactions",
+            value=queue.answered,
+        )
         up = GaugeMetricFamily("hone_database_up", "1 when the last scrape could query the database")
         trials = GaugeMetricFamily("hone_trials", "Trials by state, over all studies", labels=["state"])
         studies = GaugeMetricFamily("hone_studies", "Studies by status", labels=["status"])

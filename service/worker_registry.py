@@ -7,46 +7,67 @@ registers on its own.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Update, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import BindParameter, ColumnElement, Insert, Update, bindparam, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.tables import Trial, Worker
 
 
-def seen(
-    session: Session,
-    *,
-    worker: str,
-    host: str | None,
-    devices: list[str] | None,
-    now: datetime,
-    holds: tuple[int, int] | None,
-) -> None:
-    """Record that ``worker`` asked for work now and holds ``(study_id, trial number)``, or nothing.
+@dataclass(frozen=True)
+class Visit:
+    """A worker asking for work now: where from, on which devices, and the trial it was
+    granted as ``(study_id, trial number)``, or None."""
 
-    Every grant calls this under its study's lock, so the statements are built once and run
-    on the session's connection (Core, no unit of work)."""
-    changes: dict[str, Any] = {
-        "last_seen": now,
-        "current_study_id": holds[0] if holds else None,
-        "current_trial_number": holds[1] if holds else None,
-    }
-    if host:
-        changes["host"] = host
-    if devices is not None:
-        changes["devices"] = list(devices)
-    connection = session.connection()
-    result = connection.execute(_SEEN, {"worker": worker, **changes})
-    if result.rowcount == 0:
-        connection.execute(_INSERT, {"id": worker, "host": host, "devices": [], "first_seen": now, **changes})
+    worker: str
+    host: str | None
+    devices: list[str]
+    now: datetime
+    holds: tuple[int, int] | None
 
 
-_INSERT = insert(Worker)
-# The SET clause is the columns given at execution (``changes``).
-_SEEN = update(Worker).where(Worker.id == bindparam("worker"))
+def seen(session: Session, visits: Sequence[Visit]) -> None:
+    """Record the visits: a worker's row made on its first, brought up to date after.
+
+    Every grant (and every batch of grants) calls this under its study's lock: one upsert
+    for all, built once per dialect, run on the session's connection (Core, no unit of
+    work). A worker that asked twice in one batch keeps its later visit."""
+    latest = {visit.worker: visit for visit in visits}
+    rows = [
+        {
+            "id": visit.worker,
+            "host": visit.host or None,  # an unnamed host keeps the name it had
+            "devices": list(visit.devices),
+            "first_seen": visit.now,
+            "last_seen": visit.now,
+            "current_study_id": visit.holds[0] if visit.holds else None,
+            "current_trial_number": visit.holds[1] if visit.holds else None,
+        }
+        for visit in latest.values()
+    ]
+    if rows:
+        session.connection().execute(_upsert(session.get_bind().dialect.name), rows)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Insert:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Worker)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[Worker.id],
+        set_={
+            "host": func.coalesce(new.host, Worker.host),
+            "devices": new.devices,
+            "last_seen": new.last_seen,
+            "current_study_id": new.current_study_id,
+            "current_trial_number": new.current_trial_number,
+        },
+    )
 
 
 def heard_from(worker: str | ColumnElement[str], *, now: datetime | BindParameter[datetime]) -> Update:

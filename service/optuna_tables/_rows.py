@@ -84,37 +84,37 @@ def _set_attr(session: Session, table: Any, *, study_id: int, key: str, value: A
     session.execute(insert(table).values(study_id=study_id, key=key, value_json=json.dumps(value)))
 
 
-def _new_trial(
-    session: Session, *, study_id: int, state: TrialState, start: datetime | None
-) -> tuple[int, int]:
+def _new_trials(
+    session: Session, *, study_id: int, count: int, state: TrialState, start: datetime | None
+) -> list[tuple[int, int]]:
     # Optuna's own guard for numbering: its study row locked, the trials before counted.
+    # Numbered here, not by a subquery per row: SQLite evaluates one for each row it inserts.
     connection = session.connection()
     connection.execute(_LOCK_STUDY_ROW, {"study": study_id})
-    row = connection.execute(_NEW_TRIAL, {"study": study_id, "new_state": state, "start": start}).one()
-    return int(row[0]), int(row[1])
+    first = int(connection.scalar(_TRIALS_OF, {"study": study_id}) or 0)
+    rows = [
+        {"study_id": study_id, "number": first + i, "state": state, "datetime_start": start}
+        for i in range(count)
+    ]
+    return [(int(trial_id), int(number)) for trial_id, number in connection.execute(_INSERT_TRIALS, rows)]
 
 
 # Built once: every grant runs them, under its study's lock.
 _LOCK_STUDY_ROW = (
     select(_studies.c.study_id).where(_studies.c.study_id == bindparam("study")).with_for_update()
 )
-_NEW_TRIAL = (
-    insert(_trials)
-    .values(
-        study_id=bindparam("study"),
-        number=select(func.count()).where(_trials.c.study_id == bindparam("study")).scalar_subquery(),
-        state=bindparam("new_state", type_=_trials.c.state.type),
-        datetime_start=bindparam("start", type_=_trials.c.datetime_start.type),
-    )
-    .returning(_trials.c.trial_id, _trials.c.number)
-)
+_TRIALS_OF = select(func.count()).where(_trials.c.study_id == bindparam("study"))
+_INSERT_TRIALS = insert(_trials).returning(_trials.c.trial_id, _trials.c.number, sort_by_parameter_order=True)
 _INSERT_PARAMS = insert(_params)
 _INSERT_USER_ATTRS = insert(_user_attrs)
 
 
-def create_trial(session: Session, *, study_id: int) -> tuple[int, int]:
-    """A new RUNNING trial, as ``storage.create_new_trial`` makes it: ``(trial_id, number)``."""
-    return _new_trial(session, study_id=study_id, state=TrialState.RUNNING, start=datetime.now())
+def create_trials(session: Session, *, study_id: int, count: int) -> list[tuple[int, int]]:
+    """``count`` new RUNNING trials, numbered in turn, as ``count`` calls of
+    ``storage.create_new_trial`` make them: ``[(trial_id, number)]`` (one grant's, or a batch's)."""
+    return _new_trials(
+        session, study_id=study_id, count=count, state=TrialState.RUNNING, start=datetime.now()
+    )
 
 
 def enqueue_trial(
@@ -122,8 +122,10 @@ def enqueue_trial(
 ) -> tuple[int, int]:
     """A WAITING trial with fixed parameters, as ``study.enqueue_trial`` makes it (a user's
     configuration, or a retry): the next grant takes it first. ``(trial_id, number)``."""
-    trial_id, number = _new_trial(session, study_id=study_id, state=TrialState.WAITING, start=None)
-    add_user_attrs(session, trial_id=trial_id, attrs=user_attrs)
+    [(trial_id, number)] = _new_trials(
+        session, study_id=study_id, count=1, state=TrialState.WAITING, start=None
+    )
+    add_user_attrs(session, trial_ids=[trial_id], attrs=user_attrs)
     session.execute(
         insert(_system_attrs).values(trial_id=trial_id, key="fixed_params", value_json=json.dumps(params))
     )
@@ -205,11 +207,10 @@ def trial_value(session: Session, trial_id: int) -> float | None:
 
 
 def add_params(
-    session: Session, *, trial_id: int, params: dict[str, Any], distributions: dict[str, BaseDistribution]
+    session: Session, *, trials: Sequence[tuple[int, dict[str, Any], dict[str, BaseDistribution]]]
 ) -> None:
-    """A new trial's parameters, as ``trial.suggest_*`` stores them (internal representation)."""
-    if not params:
-        return
+    """New trials' parameters, ``(trial_id, params, distributions)`` each, as
+    ``trial.suggest_*`` stores them (internal representation): one statement for all."""
     rows = [
         {
             "trial_id": trial_id,
@@ -217,22 +218,25 @@ def add_params(
             "param_value": distributions[name].to_internal_repr(value),
             "distribution_json": distribution_to_json(distributions[name]),
         }
+        for trial_id, params, distributions in trials
         for name, value in params.items()
     ]
-    session.connection().execute(_INSERT_PARAMS, rows)
+    if rows:
+        session.connection().execute(_INSERT_PARAMS, rows)
 
 
-def add_user_attrs(session: Session, *, trial_id: int, attrs: dict[str, Any]) -> None:
-    """User attributes of a trial that has none of these keys yet."""
-    if attrs:
-        rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+def add_user_attrs(session: Session, *, trial_ids: Sequence[int], attrs: dict[str, Any]) -> None:
+    """The same user attributes on each of ``trial_ids``, which have none of these keys yet."""
+    encoded = {key: json.dumps(value) for key, value in attrs.items()}
+    rows = [{"trial_id": t, "key": k, "value_json": v} for t in trial_ids for k, v in encoded.items()]
+    if rows:
         session.connection().execute(_INSERT_USER_ATTRS, rows)
 
 
 def set_user_attr(session: Session, *, trial_id: int, key: str, value: Any) -> None:
     """One user attribute, replacing any earlier value of ``key``."""
     session.execute(delete(_user_attrs).where(_user_attrs.c.trial_id == trial_id, _user_attrs.c.key == key))
-    add_user_attrs(session, trial_id=trial_id, attrs={key: value})
+    add_user_attrs(session, trial_ids=[trial_id], attrs={key: value})
 
 
 def set_system_attr(session: Session, *, trial_id: int, key: str, value: Any) -> None:

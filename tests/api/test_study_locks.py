@@ -8,17 +8,20 @@ app contend only through the database's advisory locks, as processes do.
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from service import grants, outcomes, study_locks
 from service.db import Database
 from service.deps import backend_for
 from service.grants import Grant
-from service.tables import utcnow
+from service.tables import Worker, utcnow
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.postgres
@@ -173,3 +176,72 @@ def test_results_racing_from_two_apps_end_the_round_once(
     after = race(apis, study["id"], per_thread=1)
     assert sorted(g.number for g in after) == list(range(THREADS, THREADS + 4))
     assert {g.round for g in after} == {2}
+
+
+def _queued_grants(api: Api, studies: list[int], *, asks: int) -> tuple[list[Grant | None], int]:
+    """``asks`` lease requests in one app, all but the first queued while the first waits
+    for the studies' locks (held by another connection); the answers, in order of asking,
+    and how many transactions answered them."""
+    backend = backend_for(api.app)
+    queue = backend.db.grant_queue
+    before = queue.batches
+
+    def ask(index: int) -> Grant | None:
+        return grants.grant_lease(backend, worker=f"w{index}", devices=["cpu"], studies=None, now=utcnow())
+
+    holder = Database(api.url)
+    try:
+        with ThreadPoolExecutor(asks) as pool:
+            with holder.transaction() as held:
+                study_locks.lock_studies(held, studies)
+                answers = [pool.submit(ask, 0)]
+                _wait_for(lambda: queue._serving)
+                for index in range(1, asks):
+                    answers.append(pool.submit(ask, index))
+                    _wait_for(lambda index=index: len(queue._queue) == index)  # type: ignore[misc]
+            return [answer.result(timeout=30) for answer in answers], queue.batches - before
+    finally:
+        holder.dispose()
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize(
+    ("trials", "max_concurrent", "granted"),
+    [(20, None, 8), (5, None, 5), (20, 3, 3)],
+    ids=["room", "budget", "max"],
+)
+def test_lease_requests_queued_in_one_process_are_granted_together(
+    trials: int, max_concurrent: int | None, granted: int, postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    """Issue #24: requests that wait while another is served are answered in one
+    transaction (one turn of the study's lock), within the round's budget and
+    max_concurrent, each with its own trial and each worker's record holding it."""
+    api = make_api(postgres_url)
+    study = api.create_study(name="queued", rounds=[{"trials": trials}], max_concurrent=max_concurrent)
+    answers, batches = _queued_grants(api, [study["id"]], asks=8)
+    got = [answer for answer in answers if answer is not None]
+    assert sorted(g.number for g in got) == list(range(granted))
+    assert len({g.lease_id for g in got}) == granted
+    if granted == 8:
+        assert batches == 2  # the first alone (it waited for the lock), then the other seven
+    with api.db.reading() as session:
+        holds = {w.id: w.current_trial_number for w in session.scalars(select(Worker))}
+    assert holds == {f"w{i}": (answer.number if answer else None) for i, answer in enumerate(answers)}
+    assert api.get(f"/studies/{study['id']}").json()["counts"]["running"] == granted
+
+
+def test_a_batch_of_grants_shares_the_workers_between_studies(
+    postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    api = make_api(postgres_url)
+    studies = [api.create_study(name=name)["id"] for name in ("a", "b")]
+    answers, _ = _queued_grants(api, studies, asks=8)
+    served = Counter(answer.study_id for answer in answers if answer is not None)
+    assert sum(served.values()) == 8
+    assert max(served.values()) - min(served.values()) <= 2, served  # not all seven queued to one

@@ -1,0 +1,143 @@
+"""Flat combining (service.combining): requests that queue while one is served are served
+together, each gets its own answer, and one request's failure is its own."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+
+from service.combining import Combiner
+
+
+class _Gate:
+    """A serve function whose first batch waits for :attr:`release`, recording every batch
+    it is given."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.release = threading.Event()
+
+    def __call__(self, items: Sequence[str]) -> Mapping[int, str]:
+        self.batches.append(list(items))
+        if len(self.batches) == 1:
+            assert self.release.wait(10)
+        return {i: item.upper() for i, item in enumerate(items)}
+
+
+@dataclass
+class _Started:
+    threads: list[threading.Thread]
+    outcomes: dict[str, object]
+
+
+def _submit_all(
+    combiner: Combiner[str, str], serve: Callable[[Sequence[str]], Mapping[int, str]], items: list[str]
+) -> _Started:
+    """Submit ``items[0]`` first, the rest in order once it is being served."""
+    outcomes: dict[str, object] = {}
+
+    def submit(item: str) -> None:
+        try:
+            outcomes[item] = combiner.submit(item, serve)
+        except Exception as error:  # noqa: BLE001 - the outcome under test
+            outcomes[item] = error
+
+    threads = [threading.Thread(target=submit, args=(items[0],))]
+    threads[0].start()
+    _wait_for(lambda: combiner._serving)
+    for queued, item in enumerate(items[1:], 1):  # one at a time: the queue's order is known
+        thread = threading.Thread(target=submit, args=(item,))
+        thread.start()
+        threads.append(thread)
+        _wait_for(lambda queued=queued: len(combiner._queue) == queued)  # type: ignore[misc]
+    return _Started(threads, outcomes)
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def _finish(started: _Started, gate: _Gate) -> dict[str, object]:
+    gate.release.set()
+    for thread in started.threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    return started.outcomes
+
+
+def test_a_lone_request_is_served_alone() -> None:
+    combiner: Combiner[str, str] = Combiner()
+    assert combiner.submit("a", lambda items: {0: items[0].upper()}) == "A"
+    assert (combiner.batches, combiner.answered) == (1, 1)
+
+
+def test_requests_that_queue_while_one_is_served_are_served_together() -> None:
+    combiner: Combiner[str, str] = Combiner()
+    gate = _Gate()
+    outcomes = _finish(_submit_all(combiner, gate, ["a", "b", "c", "d", "e", "f"]), gate)
+    assert outcomes == {"a": "A", "b": "B", "c": "C", "d": "D", "e": "E", "f": "F"}
+    assert gate.batches == [["a"], ["b", "c", "d", "e", "f"]]
+    assert (combiner.batches, combiner.answered) == (2, 6)
+
+
+def test_a_failing_batch_fails_its_first_request_only() -> None:
+    combiner: Combiner[str, str] = Combiner()
+    gate = _Gate()
+
+    def serve(items: Sequence[str]) -> Mapping[int, str]:
+        if items[0] == "bad":
+            raise ValueError("bad request")
+        return gate(items)
+
+    outcomes = _finish(_submit_all(combiner, serve, ["a", "bad", "b", "c"]), gate)
+    assert isinstance(outcomes["bad"], ValueError)
+    assert {k: v for k, v in outcomes.items() if k != "bad"} == {"a": "A", "b": "B", "c": "C"}
+
+
+def test_requests_left_unanswered_are_served_by_later_batches_in_order() -> None:
+    combiner: Combiner[str, str] = Combiner()
+    batches: list[list[str]] = []
+    release = threading.Event()
+
+    def one_at_a_time(items: Sequence[str]) -> Mapping[int, str]:
+        batches.append(list(items))
+        if len(batches) == 1:
+            assert release.wait(10)
+        return {0: items[0].upper()}
+
+    gate = _Gate()
+    gate.release = release
+    outcomes = _finish(_submit_all(combiner, one_at_a_time, ["a", "b", "c", "d"]), gate)
+    assert outcomes == {"a": "A", "b": "B", "c": "C", "d": "D"}
+    assert batches == [["a"], ["b", "c", "d"], ["c", "d"], ["d"]]  # the oldest first, each turn
+
+
+def test_a_batch_that_leaves_its_first_request_unanswered_fails_it() -> None:
+    combiner: Combiner[str, str] = Combiner()
+    with pytest.raises(RuntimeError, match="unanswered"):
+        combiner.submit("a", lambda items: {})
+    assert combiner.submit("b", lambda items: {0: "B"}) == "B"  # and the combiner still serves
+
+
+def test_many_threads_each_get_their_own_answer() -> None:
+    combiner: Combiner[int, int] = Combiner(limit=8)
+    sizes: list[int] = []
+
+    def serve(items: Sequence[int]) -> Mapping[int, int]:
+        sizes.append(len(items))
+        time.sleep(0.0005)  # a transaction's worth of waiting, so requests queue
+        return {i: item * 2 for i, item in enumerate(items)}
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda n: combiner.submit(n, serve), range(2000)))
+    assert results == [n * 2 for n in range(2000)]
+    assert sum(sizes) == 2000 and max(sizes) <= 8
+    assert len(sizes) < 2000  # some were served together
