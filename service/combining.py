@@ -40,7 +40,9 @@ class Combiner(Generic[T, R]):
     answered, and must answer the first (a batch's first item is the oldest request, so
     each turn answers at least the oldest). Items it left unanswered go back to the front
     of the queue. If ``serve`` raises, the first item's request raises that error and the
-    rest go back to the queue, so one failing request cannot fail its neighbours.
+    rest go back to the queue, so one failing request cannot fail its neighbours; unless
+    ``shared(error)`` says every request of the batch would meet it (the database is
+    down): then they all raise it, rather than each waiting for its own turn to fail.
     """
 
     def __init__(self, limit: int = 64) -> None:
@@ -51,7 +53,12 @@ class Combiner(Generic[T, R]):
         self.batches = 0  # turns taken, and requests answered in them (metrics)
         self.answered = 0
 
-    def submit(self, item: T, serve: Callable[[Sequence[T]], Mapping[int, R]]) -> R:
+    def submit(
+        self,
+        item: T,
+        serve: Callable[[Sequence[T]], Mapping[int, R]],
+        shared: Callable[[BaseException], bool] = lambda error: False,
+    ) -> R:
         """``item``'s result, served in this thread's batch or in another thread's."""
         slot: _Slot[T, R] = _Slot(item)
         with self._changed:
@@ -65,12 +72,17 @@ class Combiner(Generic[T, R]):
                 self._serving = True
                 batch = self._queue[: self._limit]
                 del self._queue[: len(batch)]
-            self._serve(batch, serve)
+            self._serve(batch, serve, shared)
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]  # R, set with done
 
-    def _serve(self, batch: list[_Slot[T, R]], serve: Callable[[Sequence[T]], Mapping[int, R]]) -> None:
+    def _serve(
+        self,
+        batch: list[_Slot[T, R]],
+        serve: Callable[[Sequence[T]], Mapping[int, R]],
+        shared: Callable[[BaseException], bool],
+    ) -> None:
         answered: Mapping[int, R] = {}
         error: BaseException | None = None
         try:
@@ -86,7 +98,8 @@ class Combiner(Generic[T, R]):
                 if position in answered:
                     slot.result, slot.done = answered[position], True
             if error is not None:
-                batch[0].error, batch[0].done = error, True
+                for slot in batch if shared(error) else batch[:1]:
+                    slot.error, slot.done = error, True
             self._queue[:0] = [slot for slot in batch if not slot.done]
             self._serving = False
             self._changed.notify_all()

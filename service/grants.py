@@ -33,6 +33,7 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from protocol import Objective
@@ -137,7 +138,16 @@ def grant_lease(
     (:mod:`service.combining`): one transaction, one turn of the study's lock, grants to
     each of them that the chosen study can take."""
     queue: Combiner[_Ask, Grant | None] = backend.db.grant_queue
-    return queue.submit(_Ask(_Asker(worker, host, devices, now), studies), functools.partial(_serve, backend))
+    ask = _Ask(_Asker(worker, host, devices, now), studies)
+    return queue.submit(ask, functools.partial(_serve, backend), shared=_database_unavailable)
+
+
+def _database_unavailable(error: BaseException) -> bool:
+    """An error every grant of a turn would meet: each request answers 503 now, rather
+    than after its own turn has waited for the database in vain."""
+    return isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
 
 
 def _serve(backend: Backend, asks: Sequence[_Ask]) -> dict[int, Grant | None]:

@@ -36,14 +36,17 @@ class _Started:
 
 
 def _submit_all(
-    combiner: Combiner[str, str], serve: Callable[[Sequence[str]], Mapping[int, str]], items: list[str]
+    combiner: Combiner[str, str],
+    serve: Callable[[Sequence[str]], Mapping[int, str]],
+    items: list[str],
+    shared: Callable[[BaseException], bool] = lambda error: False,
 ) -> _Started:
     """Submit ``items[0]`` first, the rest in order once it is being served."""
     outcomes: dict[str, object] = {}
 
     def submit(item: str) -> None:
         try:
-            outcomes[item] = combiner.submit(item, serve)
+            outcomes[item] = combiner.submit(item, serve, shared)
         except Exception as error:  # noqa: BLE001 - the outcome under test
             outcomes[item] = error
 
@@ -100,6 +103,24 @@ def test_a_failing_batch_fails_its_first_request_only() -> None:
     outcomes = _finish(_submit_all(combiner, serve, ["a", "bad", "b", "c"]), gate)
     assert isinstance(outcomes["bad"], ValueError)
     assert {k: v for k, v in outcomes.items() if k != "bad"} == {"a": "A", "b": "B", "c": "C"}
+
+
+def test_an_error_every_request_would_meet_fails_the_whole_batch_at_once() -> None:
+    """The database down: the queued requests raise with the first, rather than each
+    waiting for a turn of its own to fail."""
+    combiner: Combiner[str, str] = Combiner()
+    gate = _Gate()
+    calls: list[list[str]] = []
+
+    def serve(items: Sequence[str]) -> Mapping[int, str]:
+        calls.append(list(items))
+        gate(items)
+        raise ConnectionError("database down")
+
+    shared = _submit_all(combiner, serve, ["a", "b", "c"], shared=lambda e: isinstance(e, ConnectionError))
+    outcomes = _finish(shared, gate)
+    assert all(isinstance(outcome, ConnectionError) for outcome in outcomes.values()), outcomes
+    assert calls == [["a"], ["b", "c"]]
 
 
 def test_requests_left_unanswered_are_served_by_later_batches_in_order() -> None:
