@@ -244,10 +244,12 @@ def _choose(
 ) -> tuple[_Candidate | None, int | None, int]:
     """The first running study, in turn, with room for a grant; the first study passed over
     because another transaction held its lock (``held``: one this transaction holds); and
-    how many running studies there are to choose from."""
+    how many studies may have work: the running ones, less those passed over for having
+    no room now (a turn's fair share divides the queue among the others)."""
     query, params = (_RUNNING_OF, {"ids": studies}) if studies else (_RUNNING, {})
     busy: int | None = None
     running = list(session.connection().scalars(query, params))
+    idle = 0
     for study_id in running:
         if study_id != held and not study_locks.try_lock_study(session, study_id):
             busy = study_id if busy is None else busy
@@ -255,12 +257,11 @@ def _choose(
         # Read after the lock (each statement sees what committed before it): the study
         # as the previous holder left it.
         study = session.get(Study, study_id, populate_existing=True)
-        if study is None:
-            continue
-        candidate = _candidate(session, study=study, now=now)
+        candidate = None if study is None else _candidate(session, study=study, now=now)
         if candidate is not None:
-            return candidate, busy, len(running)
-    return None, busy, max(len(running), 1)
+            return candidate, busy, len(running) - idle
+        idle += 1
+    return None, busy, max(len(running) - idle, 1)
 
 
 def _round_state(session: Session, study: Study) -> tuple[Round, int, int] | None:

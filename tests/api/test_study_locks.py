@@ -245,3 +245,17 @@ def test_a_batch_of_grants_shares_the_workers_between_studies(
     served = Counter(answer.study_id for answer in answers if answer is not None)
     assert sum(served.values()) == 8
     assert max(served.values()) - min(served.values()) <= 2, served  # not all seven queued to one
+
+
+def test_studies_without_room_do_not_shrink_a_turn(postgres_url: str, make_api: Callable[..., Api]) -> None:
+    """A turn divides the queue among the studies that may have work: three running
+    studies waiting for their round's results take no share from the one with room."""
+    api = make_api(postgres_url)
+    backend = backend_for(api.app)
+    waiting = [api.create_study(name=name, rounds=[{"trials": 1}, {"trials": 1}])["id"] for name in "bcd"]
+    for study_id in waiting:  # each round's one configuration runs: no room until its result
+        assert grants.grant_lease(backend, worker="x", devices=["cpu"], studies=[study_id], now=utcnow())
+    open_study = api.create_study(name="a", rounds=[{"trials": 20}])["id"]
+    answers, batches = _queued_grants(api, [open_study, *waiting], asks=8)
+    assert [answer.study_id if answer else None for answer in answers] == [open_study] * 8
+    assert batches == 2
