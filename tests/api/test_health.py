@@ -41,6 +41,15 @@ def test_metrics_count_requests_by_route_and_trials_by_state(api: Api) -> None:
     assert "hone_database_up 1.0" in text
 
 
+def test_metrics_count_the_turns_that_answered_lease_requests(api: Api) -> None:
+    api.create_study(rounds=[{"trials": 2}])
+    for _ in range(3):  # two grants, then no room: each its own turn here (one at a time)
+        api.post("/leases", role="worker", json={"worker": "w", "devices": ["cpu"]})
+    text = api.client.get("/metrics", headers=api.headers("read")).text
+    assert "hone_lease_grant_batches_total 3.0" in text
+    assert "hone_lease_requests_answered_total 3.0" in text
+
+
 def test_an_unreachable_database_is_a_503_with_retry_after(api: Api) -> None:
     def unreachable() -> None:
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
