@@ -13,8 +13,9 @@ Lease requests that arrive while this process is serving one wait in a queue, an
 turn serves them together (:mod:`service.combining`): one transaction, one turn of the
 study's lock, one statement per table for all the configurations it draws. With many
 workers on one study, that turn is what every grant waits for (issue #24). A turn gives one
-study at most its fair share of the queue (the queue over the running studies), so that
-studies still share the workers.
+study at most its fair share of the queue (divided among the studies that may have work),
+so that studies still share the workers; when no study has work, every request that asked
+for the same studies gets that answer in the same turn.
 
 However a trial is opened — drawn from the box, popped from the queue, or asked of a
 sampler that reads the study's history — :func:`_hand_out` writes hone's rows and the
@@ -174,8 +175,10 @@ def _serve(backend: Backend, asks: Sequence[_Ask]) -> dict[int, Grant | None]:
                         # first one in a new transaction, holding no other lock meanwhile.
                         wait_for = busy
                         continue
-                    first.seen(session)
-                    answers = {0: None}
+                    # Every ask that admits the same studies would get the same answer.
+                    alike = [i for i, ask in enumerate(asks) if ask.studies == asks[0].studies]
+                    worker_registry.seen(session, [asks[i].asker.visit() for i in alike])
+                    answers = dict.fromkeys(alike)
                 elif candidate.spec.sampler.draws_without_history:
                     answers = _hand_out_draws(
                         session, backend, candidate, asks, share=-(-len(asks) // running)

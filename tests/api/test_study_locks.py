@@ -259,3 +259,17 @@ def test_studies_without_room_do_not_shrink_a_turn(postgres_url: str, make_api: 
     answers, batches = _queued_grants(api, [open_study, *waiting], asks=8)
     assert [answer.study_id if answer else None for answer in answers] == [open_study] * 8
     assert batches == 2
+
+
+def test_requests_for_the_same_studies_learn_together_that_there_is_no_work(
+    postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    api = make_api(postgres_url)
+    backend = backend_for(api.app)
+    study = api.create_study(name="full", rounds=[{"trials": 1}, {"trials": 1}])["id"]
+    assert grants.grant_lease(backend, worker="x", devices=["cpu"], studies=None, now=utcnow())
+    answers, batches = _queued_grants(api, [study], asks=6)
+    assert answers == [None] * 6
+    assert batches == 2  # the first alone (it waited for the lock), then the other five at once
+    with api.db.reading() as session:
+        assert {w.id for w in session.scalars(select(Worker))} == {"x", *(f"w{i}" for i in range(6))}
