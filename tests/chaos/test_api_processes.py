@@ -83,7 +83,9 @@ def test_api_processes_on_one_postgresql_keep_budgets_and_max_concurrent_exact(
         hone.start_api(processes=processes)
         assert len(hone.api_processes()) == processes
         wide = hone.create_study(python_study("wide", "instant", [40, 20]))
-        narrow = hone.create_study(python_study("narrow", "instant", [16], max_concurrent=2))
+        # Trials of a second (`steady`): instant ones, granted in batches, finished between
+        # two looks of the watcher, which then saw none running at all.
+        narrow = hone.create_study(python_study("narrow", "steady", [16], max_concurrent=2))
         with most_running(postgres_url, narrow) as most:
             for _ in range(SUPERVISORS):
                 hone.start_worker(slots=SLOTS)
