@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.combining import Combiner
+from service.combining import Batches, Combiner
 
 SQLITE_BUSY_TIMEOUT_S = 30
 APPLICATION_NAME = "hone pid "
@@ -105,6 +105,8 @@ class Database:
         )
         # This process's waiting grants, served together (service.grants, service.combining).
         self.grant_queue: Combiner[Any, Any] = Combiner()
+        # This process's heartbeats, written in batches (service.leases.heartbeats).
+        self.heartbeat_queue: Batches[Any, Any] = Batches()
 
     @property
     def is_sqlite(self) -> bool:

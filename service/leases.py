@@ -17,11 +17,13 @@ so a late result never overwrites anything. The worker registry
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, Select, bindparam, select, update
+from sqlalchemy import Connection, Select, any_, bindparam, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from service import rounds, study_locks, worker_registry
@@ -77,13 +79,14 @@ def check_live(row: Trial, now: datetime) -> None:
 
 def heartbeat(backend: Backend, *, lease_id: str, now: datetime) -> HeartbeatReply:
     """Extend a live lease by ``grace_period``; ``cancel`` tells the worker the study was
-    stopped or failed.
+    stopped or failed. 404 for a lease never granted, else 409 when it is not live.
 
     The one call a whole fleet makes every ``heartbeat_interval``, so it is one prepared
     statement on PostgreSQL (extend the lease, mark its worker seen, read the study's
     status) on a Core connection: building the query and the ORM's per-row work cost more
-    than the SQL (``python -m benchmarks.fleet_scale --profile``). Only a refused heartbeat
-    looks further, to say why.
+    than the SQL (``python -m benchmarks.fleet_scale --profile``). The API serves
+    heartbeats in batches (:func:`heartbeats`); this one waits for its lease's row if
+    another transaction holds it, which a batch does not.
     """
     expires = now + timedelta(seconds=backend.settings.grace_period)
     # Not named after columns: an UPDATE's parameters named like a column would be SET too.
@@ -98,18 +101,44 @@ def heartbeat(backend: Backend, *, lease_id: str, now: datetime) -> HeartbeatRep
     return HeartbeatReply(expires_at=expires, cancel=status in ("stopped", "failed"))
 
 
+def heartbeats(backend: Backend, *, lease_ids: Sequence[str], now: datetime) -> dict[str, HeartbeatReply]:
+    """Extend many live leases in one transaction: the replies of those extended.
+
+    A lease left out was not live, or (PostgreSQL) its row was held by another transaction
+    (a result or a report on it): one lease's wait must not hold up a whole batch of the
+    fleet's heartbeats, so such a lease is for :func:`heartbeat` to extend or refuse alone.
+    Workers whose record is held elsewhere keep their ``last_seen`` until their next call.
+    """
+    expires = now + timedelta(seconds=backend.settings.grace_period)
+    with backend.db.engine.begin() as conn:
+        if backend.db.is_sqlite:
+            statuses = {}
+            for lease in dict.fromkeys(lease_ids):
+                status = _extend_stepwise(conn, {"lease": lease, "at": now, "until": expires})
+                if status is not None:
+                    statuses[lease] = status
+        else:
+            found = conn.execute(_EXTEND_MANY, {"leases": list(lease_ids), "at": now, "until": expires})
+            statuses = {str(lease): str(status) for lease, status in found}
+    return {
+        lease: HeartbeatReply(expires_at=expires, cancel=status in ("stopped", "failed"))
+        for lease, status in statuses.items()
+    }
+
+
 # Conditional on the lease still being live, so a concurrent reap or result wins cleanly.
+_LIVE = (
+    Trial.state == "running",
+    Trial.lease_expires_at >= bindparam("at", type_=Trial.lease_expires_at.type),
+)
+_EXTENDED = {
+    "lease_expires_at": bindparam("until", type_=Trial.lease_expires_at.type),
+    "heartbeat_at": bindparam("at", type_=Trial.heartbeat_at.type),
+}
 _EXTEND = (
     update(Trial)
-    .where(
-        Trial.lease_id == bindparam("lease"),
-        Trial.state == "running",
-        Trial.lease_expires_at >= bindparam("at", type_=Trial.lease_expires_at.type),
-    )
-    .values(
-        lease_expires_at=bindparam("until", type_=Trial.lease_expires_at.type),
-        heartbeat_at=bindparam("at", type_=Trial.heartbeat_at.type),
-    )
+    .where(Trial.lease_id == bindparam("lease"), *_LIVE)
+    .values(_EXTENDED)
     .returning(Trial.study_id, Trial.worker_id)
 )
 
@@ -123,7 +152,36 @@ def _extend_in_one() -> Select[str]:
     return select(Study.status).join(extended, Study.id == extended.c.study_id).add_cte(seen)
 
 
+def _extend_many() -> Select[str | None, str]:
+    """PostgreSQL: :func:`_extend_in_one` for a batch of leases (one SQL text for any
+    number of them, so it stays prepared); rows and worker records that another
+    transaction holds are skipped, never waited for."""
+    leases = bindparam("leases", type_=postgresql.ARRAY(Trial.lease_id.type))
+    live = (
+        select(Trial.id)
+        .where(Trial.lease_id == any_(leases), *_LIVE)
+        .with_for_update(skip_locked=True)
+        .cte("live")
+    )
+    extended = (
+        update(Trial)
+        .where(Trial.id == live.c.id)
+        .values(_EXTENDED)
+        .returning(Trial.lease_id, Trial.study_id, Trial.worker_id)
+        .cte("extended")
+    )
+    seen = worker_registry.heard_from_each(
+        select(extended.c.worker_id), now=bindparam("at", type_=UTCDateTime())
+    ).cte("seen")
+    return (
+        select(extended.c.lease_id, Study.status)
+        .join(extended, Study.id == extended.c.study_id)
+        .add_cte(seen)
+    )
+
+
 _EXTEND_IN_ONE = _extend_in_one()
+_EXTEND_MANY = _extend_many()
 
 
 def _extend_stepwise(conn: Connection, values: dict[str, Any]) -> str | None:

@@ -36,6 +36,15 @@ class _DatabaseCollector(Collector):
             "Lease requests answered in those transactions",
             value=queue.answered,
         )
+        heartbeats = self.db.heartbeat_queue
+        yield CounterMetricFamily(
+            "hone_heartbeat_batches",
+            "Transactions that extended heartbeated leases",
+            value=heartbeats.batches,
+        )
+        yield CounterMetricFamily(
+            "hone_heartbeats_answered", "Heartbeats answered by those transactions", value=heartbeats.answered
+        )
         up = GaugeMetricFamily("hone_database_up", "1 when the last scrape could query the database")
         trials = GaugeMetricFamily("hone_trials", "Trials by state, over all studies", labels=["state"])
         studies = GaugeMetricFamily("hone_studies", "Studies by status", labels=["status"])

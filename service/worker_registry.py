@@ -12,7 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BindParameter, ColumnElement, Insert, Update, bindparam, func, select, tuple_, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -74,6 +85,14 @@ def heard_from(worker: str | ColumnElement[str], *, now: datetime | BindParamete
     """A heartbeat: the worker is alive. A statement, not its execution: the lease's heartbeat
     runs it inside its own single statement on PostgreSQL (:func:`service.leases.heartbeat`)."""
     return update(Worker).where(Worker.id == worker).values(last_seen=now)
+
+
+def heard_from_each(workers: Select[str | None], *, now: BindParameter[datetime]) -> Update:
+    """A batch of heartbeats (PostgreSQL): each of ``workers`` is alive. A record another
+    transaction holds (a grant or a result of that worker's) is skipped rather than waited
+    for: a batch must not wait on one worker, and ``last_seen`` catches up at its next call."""
+    free = select(Worker.id).where(Worker.id.in_(workers)).with_for_update(skip_locked=True)
+    return update(Worker).where(Worker.id.in_(free)).values(last_seen=now)
 
 
 def release(session: Session, row: Trial) -> None:

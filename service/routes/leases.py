@@ -16,6 +16,8 @@ routes them to :mod:`service.leases`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from functools import partial
 from typing import cast
 
 from fastapi import APIRouter, Response, status
@@ -37,6 +39,7 @@ from protocol import (
     TrialState,
 )
 from service import grants, leases, outcomes, pruning
+from service.backend import Backend
 from service.deps import BackendDep, WorkerAuth
 from service.errors import InvalidInput
 from service.responses import error_responses
@@ -116,8 +119,17 @@ def report(lease_id: str, body: ReportIn, backend: BackendDep, _principal: Worke
     responses=error_responses(404, 409, 422),
 )
 async def heartbeat(lease_id: str, backend: BackendDep, _principal: WorkerAuth) -> HeartbeatOut:
-    reply = await run_in_threadpool(leases.heartbeat, backend, lease_id=lease_id, now=utcnow())
+    # Served with the heartbeats that arrive meanwhile (service.combining.Batches); a lease
+    # the batch left out is extended, or refused with the reason, on its own.
+    reply = await backend.db.heartbeat_queue.submit(lease_id, partial(_heartbeats, backend))
+    if reply is None:
+        reply = await run_in_threadpool(leases.heartbeat, backend, lease_id=lease_id, now=utcnow())
     return HeartbeatOut(expires_at=reply.expires_at, cancel=reply.cancel)
+
+
+async def _heartbeats(backend: Backend, lease_ids: Sequence[str]) -> list[leases.HeartbeatReply | None]:
+    extended = await run_in_threadpool(leases.heartbeats, backend, lease_ids=lease_ids, now=utcnow())
+    return [extended.get(lease) for lease in lease_ids]
 
 
 def _out(finished: outcomes.Finished) -> FinishedOut:

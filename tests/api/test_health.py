@@ -50,6 +50,16 @@ def test_metrics_count_the_turns_that_answered_lease_requests(api: Api) -> None:
     assert "hone_lease_requests_answered_total 3.0" in text
 
 
+def test_metrics_count_the_batches_that_answered_heartbeats(api: Api) -> None:
+    api.create_study()
+    lease = api.post("/leases", role="worker", json={"worker": "w", "devices": ["cpu"]}).json()["lease"]["id"]
+    for _ in range(2):  # one at a time here: a batch each
+        assert api.post(f"/leases/{lease}/heartbeat", role="worker").status_code == 200
+    text = api.client.get("/metrics", headers=api.headers("read")).text
+    assert "hone_heartbeat_batches_total 2.0" in text
+    assert "hone_heartbeats_answered_total 2.0" in text
+
+
 def test_an_unreachable_database_is_a_503_with_retry_after(api: Api) -> None:
     def unreachable() -> None:
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))

@@ -3,6 +3,7 @@ together, each gets its own answer, and one request's failure is its own."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.combining import Combiner
+from service.combining import Batches, Combiner
 
 
 class _Gate:
@@ -162,3 +163,116 @@ def test_many_threads_each_get_their_own_answer() -> None:
     assert results == [n * 2 for n in range(2000)]
     assert sum(sizes) == 2000 and max(sizes) <= 8
     assert len(sizes) < 2000  # some were served together
+
+
+# Batches: the same idea on an event loop, for heartbeats.
+
+
+class _AsyncGate:
+    """An async serve function whose first batch waits for :attr:`release`."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.batches: list[list[str]] = []
+        self.release = asyncio.Event()
+        self.fail_first = fail_first
+
+    async def __call__(self, items: Sequence[str]) -> list[str]:
+        self.batches.append(list(items))
+        if len(self.batches) == 1:
+            await self.release.wait()
+            if self.fail_first:
+                raise OSError("the database went away")
+        return [item.upper() for item in items]
+
+
+async def _queued(batches: Batches[str, str], serve: _AsyncGate, items: list[str]) -> list[asyncio.Task[str]]:
+    """Submit ``items[0]``, then the rest while it is being served."""
+    tasks = [asyncio.create_task(batches.submit(items[0], serve))]
+    while not serve.batches:
+        await asyncio.sleep(0)
+    tasks += [asyncio.create_task(batches.submit(item, serve)) for item in items[1:]]
+    while len(batches._waiting) < len(items) - 1:
+        await asyncio.sleep(0)
+    return tasks
+
+
+def test_batches_serve_what_arrives_meanwhile_together_each_with_its_own_result() -> None:
+    async def scenario() -> None:
+        batches: Batches[str, str] = Batches()
+        serve = _AsyncGate()
+        tasks = await _queued(batches, serve, ["a", "b", "c", "d"])
+        serve.release.set()
+        assert await asyncio.gather(*tasks) == ["A", "B", "C", "D"]
+        assert serve.batches == [["a"], ["b", "c", "d"]]
+        assert (batches.batches, batches.answered) == (2, 4)
+        assert await batches.submit("e", serve) == "E"  # alone: served at once, in a batch of one
+        assert serve.batches[-1] == ["e"]
+
+    asyncio.run(scenario())
+
+
+def test_batches_take_at_most_limit_items_at_a_time() -> None:
+    async def scenario() -> None:
+        batches: Batches[str, str] = Batches(limit=2)
+        serve = _AsyncGate()
+        tasks = await _queued(batches, serve, ["a", "b", "c", "d", "e"])
+        serve.release.set()
+        await asyncio.gather(*tasks)
+        assert serve.batches == [["a"], ["b", "c"], ["d", "e"]]
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_batch_fails_each_of_its_requests_and_not_the_next_batch() -> None:
+    async def scenario() -> None:
+        batches: Batches[str, str] = Batches(limit=2)
+        serve = _AsyncGate(fail_first=True)
+        first = asyncio.create_task(batches.submit("a", serve))
+        while not serve.batches:
+            await asyncio.sleep(0)
+        serve.release.set()
+        with pytest.raises(OSError, match="went away"):
+            await first
+        assert (batches.batches, batches.answered) == (0, 0)
+        assert await batches.submit("b", serve) == "B"
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_answered_with_the_wrong_count_fails_rather_than_misanswering() -> None:
+    async def short(items: Sequence[str]) -> list[str]:
+        return list(items)[:-1]
+
+    async def scenario() -> None:
+        batches: Batches[str, str] = Batches()
+        with pytest.raises(RuntimeError, match="batch of 1 was answered with 0"):
+            await batches.submit("a", short)
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_request_stops_nobody_elses() -> None:
+    async def scenario() -> None:
+        batches: Batches[str, str] = Batches()
+        serve = _AsyncGate()
+        first, second, third = await _queued(batches, serve, ["a", "b", "c"])
+        first.cancel()  # its client went away while its batch was being served
+        second.cancel()  # and this one's while it waited
+        serve.release.set()
+        assert await third == "C"
+        assert first.cancelled() and second.cancelled()
+        assert await batches.submit("d", serve) == "D"
+
+    asyncio.run(scenario())
+
+
+def test_batches_work_on_each_event_loop_they_are_used_on() -> None:
+    batches: Batches[str, str] = Batches()
+
+    async def once(item: str) -> str:
+        serve = _AsyncGate()
+        serve.release.set()
+        return await batches.submit(item, serve)
+
+    assert asyncio.run(once("a")) == "A"
+    assert asyncio.run(once("b")) == "B"  # a new loop: nothing of the old one is waited for
