@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -120,6 +121,9 @@ class Round(Base):
     max_epochs: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+_RUNNING = text("state = 'running'")
+
+
 class Trial(Base):
     """One Optuna trial that hone created, with its lease.
 
@@ -133,11 +137,16 @@ class Trial(Base):
         Index("ix_hone_trials_study_state", "study_id", "state"),
         Index("ix_hone_trials_study_round", "study_id", "round"),
         Index("ix_hone_trials_study_value", "study_id", "value"),
-        Index("ix_hone_trials_state_expiry", "state", "lease_expires_at"),
+        # The running trials, for the reaper. No index may cover a column a heartbeat
+        # writes (lease_expires_at, heartbeat_at): PostgreSQL then updates the row in place
+        # rather than adding it to every index, 500 times a second at 5,000 leases (0010).
+        Index("ix_hone_trials_running", "id", postgresql_where=_RUNNING, sqlite_where=_RUNNING),
         Index("ix_hone_trials_study_updated", "study_id", "updated_at"),
         # A configuration's attempts: round counts look for a newer attempt of each trial.
         Index("ix_hone_trials_study_config", "study_id", "config_number", "attempt"),
         Index("ix_hone_trials_finished", "finished_at"),  # /workers: trials of the last hour
+        # Room on each page for a heartbeat's new row version next to the old (0010).
+        {"postgresql_with": {"fillfactor": 80}},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

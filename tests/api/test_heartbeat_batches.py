@@ -197,3 +197,31 @@ def test_a_heartbeat_does_not_wait_for_a_worker_record_another_transaction_holds
     assert on(api, lease_id, "heartbeat").status_code == 200
     with api.db.reading() as session:
         assert session.scalar(select(Worker.last_seen)) >= before
+
+
+@pytest.mark.postgres
+def test_heartbeats_update_their_rows_in_place_on_postgresql(
+    postgres_url: str, make_api: Callable[..., Api]
+) -> None:
+    # No index covers a column a heartbeat writes (migration 0010), so PostgreSQL updates
+    # the row in place (HOT) instead of adding a version of it to every index.
+    api = make_api(postgres_url)
+    api.create_study()
+    lease_id = granted(api)["lease"]["id"]
+    for _ in range(20):
+        assert on(api, lease_id, "heartbeat").status_code == 200
+    api.db.engine.dispose()  # the API's connections end, and their backends flush their statistics
+    engine = create_engine(postgres_url)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with engine.connect() as conn:
+                hot = conn.scalar(
+                    text("SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'hone_trials'")
+                )
+            if hot >= 20 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    assert hot >= 20
