@@ -19,6 +19,7 @@ where an in-process heartbeat's time goes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -118,6 +119,10 @@ async def _run_fleet(base: str, token: str, study: int, *, leases: int, seconds:
 
         held = [lease for lease in await asyncio.gather(*(take(i) for i in range(leases))) if lease]
         ramp_s = time.perf_counter() - ramp_started
+        # The simulator's own heap (thousands of workers in one process) out of its collector's
+        # full passes: each stopped every simulated worker at once, for ~100 ms every few
+        # seconds, and showed up as hone's latency. Real workers are separate processes.
+        gc.freeze()
         stop = asyncio.Event()
         # Turnover: trials of ten minutes on `leases` workers finish leases/600 times a second;
         # at least 2/s so grants are sampled often enough.
@@ -135,6 +140,7 @@ async def _run_fleet(base: str, token: str, study: int, *, leases: int, seconds:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    gc.unfreeze()
     return {
         "leases": len(held),
         "ramp_s": ramp_s,
