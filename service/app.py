@@ -28,6 +28,7 @@ from starlette.responses import Response
 from hone.settings import Settings, get_settings
 from service.access_log import quiet_routine_lease_calls
 from service.api_docs import serve_docs
+from service.body_limit import BodyLimit, document_body_limit
 from service.db import POOL_SIZE, Database
 from service.errors import HoneError, InvalidInput
 from service.metrics import Metrics, MetricsMiddleware
@@ -38,8 +39,6 @@ from service.web_page import serve_web_page
 
 API_PREFIX = "/api/v1"
 RETRY_AFTER_S = 5
-# Far above any real spec or result; a bigger body is refused with 413 before it is parsed.
-MAX_BODY_BYTES = 4 * 1024 * 1024
 
 # Routers mounted under /api/v1 (health has its own absolute paths). Leases first: routes
 # are matched in order, and a fleet's heartbeats are most of the requests.
@@ -194,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Hyperparameter search as a service: studies, rounds, trials and leases over REST.",
         lifespan=_lifespan,
-        max_body_size=MAX_BODY_BYTES,
+        max_body_size=None,  # service.body_limit's, which answers hone's JSON error
         docs_url=None,  # served by service.api_docs from installed files, not a CDN
         redoc_url=None,
     )
@@ -226,6 +225,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
+    app.add_middleware(BodyLimit)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    document_body_limit(app)
     quiet_routine_lease_calls()
     return app

@@ -7,12 +7,13 @@ other raise (integers past 64 bits, NUL characters, deep JSON).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
 
+from service.body_limit import MAX_BODY_BYTES, TOO_LARGE
 from service.tables import Trial, utcnow
 from tests.api.conftest import Api, spec
 
@@ -213,3 +214,33 @@ def test_a_lease_now_held_by_another_worker_refuses_the_first_worker_with_409(
         assert "lease" in response.json()["detail"]
     done = api.post(f"/leases/{second['lease']['id']}/complete", role="worker", json={"value": 0.25})
     assert done.status_code == 200 and done.json()["duplicate"] is False
+
+
+def test_a_body_over_the_limit_is_a_413_in_hones_json_on_every_route_that_takes_one(api: Api) -> None:
+    too_big = json.dumps(spec(name="x" * (MAX_BODY_BYTES + 1)))
+    refused = post_raw(api, "/studies", too_big)
+    assert refused.status_code == 413
+    assert refused.headers["content-type"] == "application/json"
+    assert refused.json() == {"detail": TOO_LARGE}
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit counts what is read
+        body = too_big.encode()
+        for start in range(0, len(body), 1 << 20):
+            yield body[start : start + (1 << 20)]
+
+    chunked = api.client.post(
+        "/api/v1/studies", headers={**api.headers(), "Content-Type": "application/json"}, content=chunks()
+    )
+    assert (chunked.status_code, chunked.json()) == (413, {"detail": TOO_LARGE})
+    assert api.get("/studies").json() == []  # nothing was made
+
+    operations = api.client.get("/openapi.json").json()["paths"]
+    with_body = [
+        (method, path)
+        for path, ops in operations.items()
+        for method, op in ops.items()
+        if "requestBody" in op
+    ]
+    assert with_body
+    for method, path in with_body:
+        assert "413" in operations[path][method]["responses"], (method, path)
