@@ -243,8 +243,15 @@ class Cluster:
             "SELECT count(DISTINCT config_number) FROM hone_trials WHERE study_id = :s", s=study_id
         )[0][0]
         assert configs == sum(budgets)
+        others = self.sql(
+            "SELECT number, config_number, attempt, state, cause, reason FROM hone_trials "
+            "WHERE study_id = :s AND state <> 'complete' ORDER BY number",
+            s=study_id,
+        )
         assert complete == sum(budgets), (
-            f"{complete} of {sum(budgets)} configurations complete\n{self.logs()}"
+            f"{complete} of {sum(budgets)} configurations complete; the other trials:\n"
+            + "\n".join(str(tuple(row)) for row in others)
+            + f"\n{self.logs()}"
         )
         assert self.running_trials(study_id) == []
         deadline = time.monotonic() + settle
