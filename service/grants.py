@@ -45,7 +45,7 @@ from service.caches import study_key, study_spec
 from service.combining import Combiner
 from service.sampling import suggest_params
 from service.spec import StudySpec
-from service.tables import Round, Study, Trial, UTCDateTime
+from service.tables import Round, Study, Trial, UTCDateTime, utcnow
 
 # Rounds one grant may open on its way (each commits before an ask); past that, the grant
 # asks after its commit as on SQLite. One more turn may wait for a study held elsewhere.
@@ -415,8 +415,12 @@ def _hand_out(
     place; the study's turn and the workers' records."""
     study = candidate.study
     settings = backend.settings
+    # A lease's grace counts from now, when it is handed out, not from when its request
+    # arrived: a request that waited for its turn (the study's lock held, a slow box) would
+    # otherwise get a lease that is already running out, and its trial lost and retried.
+    served = utcnow()
     granted = [
-        (trial, asker, uuid.uuid4().hex, asker.now + timedelta(seconds=settings.grace_period))
+        (trial, asker, uuid.uuid4().hex, max(asker.now, served) + timedelta(seconds=settings.grace_period))
         for trial, asker in zip(opened, askers, strict=True)
     ]
     # Core statements built once, on the session's connection: the ORM's unit of work and

@@ -444,3 +444,16 @@ def test_a_history_sampler_grant_that_opens_a_round_does_not_wait_on_itself(api:
     second = granted(api)
     assert second["trial"]["round"] == 2
     assert api.get("/studies/1").json()["current_round"] == 2
+
+
+def test_a_lease_runs_for_the_grace_period_from_when_it_is_handed_out_not_asked_for(api: Api) -> None:
+    # A request that waited its turn (the study's lock held, a slow box) for longer than
+    # the grace period must still get a lease it can keep, not one already expired.
+    api.create_study()
+    asked = utcnow() - timedelta(minutes=10)
+    grant = grant_lease(backend_for(api.app), worker="w", devices=["cpu"], studies=None, now=asked)
+    assert grant is not None
+    grace = timedelta(seconds=api.app.state.settings.grace_period)
+    assert grant.expires_at >= utcnow() + grace - timedelta(seconds=5)
+    assert rows(api)[0].lease_expires_at == grant.expires_at
+    assert on(api, grant.lease_id, "heartbeat").status_code == 200
